@@ -27,11 +27,29 @@ pub enum Unit {
 #[derive(Clone, Debug)]
 pub enum Distribution {
     Constant(f64),
-    Uniform { low: f64, high: f64 },
-    Normal { mean: f64, stddev: f64, sampler: Normal<f64> },
-    LogNormal { median: f64, sigma: f64, sampler: LogNormal<f64> },
-    Exponential { mean: f64, sampler: Exp<f64> },
-    Zipf { n: u64, s: f64, sampler: Zipf<f64> },
+    Uniform {
+        low: f64,
+        high: f64,
+    },
+    Normal {
+        mean: f64,
+        stddev: f64,
+        sampler: Normal<f64>,
+    },
+    LogNormal {
+        median: f64,
+        sigma: f64,
+        sampler: LogNormal<f64>,
+    },
+    Exponential {
+        mean: f64,
+        sampler: Exp<f64>,
+    },
+    Zipf {
+        n: u64,
+        s: f64,
+        sampler: Zipf<f64>,
+    },
 }
 
 impl PartialEq for Distribution {
@@ -56,7 +74,9 @@ impl Distribution {
             if args.len() == n && args.iter().all(|a| !a.is_empty()) {
                 Ok(())
             } else {
-                Err(format!("{text:?}: {name} takes {n} argument(s): {name}({shape})"))
+                Err(format!(
+                    "{text:?}: {name} takes {n} argument(s): {name}({shape})"
+                ))
             }
         };
         let dist = match name.as_str() {
@@ -76,7 +96,11 @@ impl Distribution {
                 want(2, "mean, stddev")?;
                 let (mean, stddev) = (parse_value(args[0], unit)?, parse_value(args[1], unit)?);
                 let sampler = Normal::new(mean, stddev).map_err(|e| format!("{text:?}: {e}"))?;
-                Distribution::Normal { mean, stddev, sampler }
+                Distribution::Normal {
+                    mean,
+                    stddev,
+                    sampler,
+                }
             }
             "lognormal" => {
                 want(2, "median, sigma")?;
@@ -87,7 +111,11 @@ impl Distribution {
                 }
                 let sampler =
                     LogNormal::new(median.ln(), sigma).map_err(|e| format!("{text:?}: {e}"))?;
-                Distribution::LogNormal { median, sigma, sampler }
+                Distribution::LogNormal {
+                    median,
+                    sigma,
+                    sampler,
+                }
             }
             "exponential" => {
                 want(1, "mean")?;
@@ -101,7 +129,9 @@ impl Distribution {
             "zipf" => {
                 want(2, "n, s")?;
                 if unit == Unit::Duration {
-                    return Err(format!("{text:?}: zipf is for counts and ids, not durations"));
+                    return Err(format!(
+                        "{text:?}: zipf is for counts and ids, not durations"
+                    ));
                 }
                 let n = parse_plain(args[0])?;
                 let s = parse_plain(args[1])?;
@@ -109,7 +139,11 @@ impl Distribution {
                     return Err(format!("{text:?}: zipf needs a whole n >= 1"));
                 }
                 let sampler = Zipf::new(n, s).map_err(|e| format!("{text:?}: {e}"))?;
-                Distribution::Zipf { n: n as u64, s, sampler }
+                Distribution::Zipf {
+                    n: n as u64,
+                    s,
+                    sampler,
+                }
             }
             other => {
                 return Err(format!(
@@ -264,13 +298,23 @@ mod tests {
             ("constant(40)", Unit::Number, 40.0),
             ("uniform(1s, 3s)", Unit::Duration, 2.0),
             ("normal(50, 5)", Unit::Number, 50.0),
-            ("lognormal(100ms, 0.3)", Unit::Duration, 0.1 * (0.045f64).exp()),
+            (
+                "lognormal(100ms, 0.3)",
+                Unit::Duration,
+                0.1 * (0.045f64).exp(),
+            ),
             ("exponential(2s)", Unit::Duration, 2.0),
         ] {
             let d = Distribution::parse(text, unit).unwrap();
             let m = mean_of(&d, 20_000);
-            assert!((m - expected).abs() / expected < 0.03, "{text}: mean {m}, want {expected}");
-            assert!((d.mean() - expected).abs() / expected < 1e-9, "{text}: analytic mean");
+            assert!(
+                (m - expected).abs() / expected < 0.03,
+                "{text}: mean {m}, want {expected}"
+            );
+            assert!(
+                (d.mean() - expected).abs() / expected < 1e-9,
+                "{text}: analytic mean"
+            );
         }
     }
 
@@ -284,8 +328,16 @@ mod tests {
 
     #[test]
     fn bad_text_is_explained() {
-        assert!(Distribution::parse("uniform(3s)", Unit::Duration).unwrap_err().contains("2 argument"));
-        assert!(Distribution::parse("gamma(1, 2)", Unit::Number).unwrap_err().contains("unknown"));
+        assert!(
+            Distribution::parse("uniform(3s)", Unit::Duration)
+                .unwrap_err()
+                .contains("2 argument")
+        );
+        assert!(
+            Distribution::parse("gamma(1, 2)", Unit::Number)
+                .unwrap_err()
+                .contains("unknown")
+        );
         assert!(Distribution::parse("uniform(1, 2)", Unit::Duration).is_err());
         assert!(Distribution::parse("zipf(10, 1.1)", Unit::Duration).is_err());
         assert!(Distribution::parse("uniform(5s, 1s)", Unit::Duration).is_err());

@@ -49,7 +49,9 @@ pub struct HumanDuration(pub Duration);
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = ScalarText::deserialize(deserializer)?;
-        parse_duration(&text.0).map(HumanDuration).map_err(de::Error::custom)
+        parse_duration(&text.0)
+            .map(HumanDuration)
+            .map_err(de::Error::custom)
     }
 }
 
@@ -68,18 +70,23 @@ pub fn parse_percent(text: &str) -> Result<f64, String> {
     let number = t.strip_suffix('%').unwrap_or(t).trim();
     match number.parse::<f64>() {
         Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
-        _ => Err(format!("invalid percentage {t:?}: write it like 99.9% (0% to 100%)")),
+        _ => Err(format!(
+            "invalid percentage {t:?}: write it like 99.9% (0% to 100%)"
+        )),
     }
 }
 
 impl<'de> Deserialize<'de> for Percent {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = ScalarText::deserialize(deserializer)?;
-        parse_percent(&text.0).map(Percent).map_err(de::Error::custom)
+        parse_percent(&text.0)
+            .map(Percent)
+            .map_err(de::Error::custom)
     }
 }
 
 /// Any YAML scalar (string or number) taken as its text, so `2` and `"2s"` both reach our parsers.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScalarText(pub String);
 
 impl<'de> Deserialize<'de> for ScalarText {

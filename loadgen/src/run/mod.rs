@@ -1,0 +1,174 @@
+//! `loadgen run`: load the scenario, start the stack, drive the load, write the reports, judge
+//! the budgets, stop the stack — and map what happened to the exit code.
+
+pub mod limits;
+mod live;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::exit;
+use crate::report::{budget::Verdict, run_dir};
+use crate::scenario::{self, Plan, human::format_duration, schema::Protocol};
+use crate::stack::Stack;
+
+/// What the command line asked for.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub scenario: PathBuf,
+    /// Squeeze the whole scenario into this long.
+    pub duration: Option<Duration>,
+    pub out: Option<PathBuf>,
+    pub no_tui: bool,
+    /// Allow a target outside the loopback range.
+    pub allow_remote: bool,
+}
+
+/// Why a run ended without a verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::BadInput(_) => exit::BAD_INPUT,
+            RunError::Failed(_) => exit::RUN_FAILED,
+        }
+    }
+}
+
+/// Runs a scenario to its verdict; `Ok` carries the exit code (0 all budgets met, 1 one missed).
+pub async fn run(options: RunOptions) -> Result<i32, RunError> {
+    limits::raise_open_files();
+    let mut plan =
+        scenario::load(&options.scenario).map_err(|e| RunError::BadInput(e.to_string()))?;
+    if let Some(total) = options.duration {
+        if total.is_zero() {
+            return Err(RunError::BadInput(
+                "--duration must be longer than zero".into(),
+            ));
+        }
+        plan.load.squeeze(total);
+    }
+    // A relative report dir is taken from where loadgen runs, like every other tool's output.
+    let base = plan.report.dir.clone();
+    let dir = run_dir::create(&base, &plan.name, options.out.as_deref()).map_err(|e| {
+        RunError::Failed(format!(
+            "cannot create the report folder in {}: {e}",
+            base.display()
+        ))
+    })?;
+    print_header(&plan, &dir);
+
+    let mut stack = match &plan.stack {
+        Some(spec) => {
+            let logs = dir.join("logs");
+            std::fs::create_dir_all(&logs)
+                .map_err(|e| RunError::Failed(format!("cannot create {}: {e}", logs.display())))?;
+            let stack = Stack::start(spec, &logs)
+                .await
+                .map_err(|e| RunError::Failed(format!("the stack did not start: {e}")))?;
+            for child in stack.children() {
+                println!(
+                    "stack: {:<10} pid {:<7} {}  (log {})",
+                    child.name,
+                    child.pid,
+                    child.url(),
+                    child.log.display()
+                );
+            }
+            Some(stack)
+        }
+        None => None,
+    };
+
+    let outcome = drive(&plan, stack.as_ref(), &options, &dir).await;
+    if let Some(stack) = stack.as_mut() {
+        stack.stop().await;
+    }
+    let verdicts = outcome?;
+    println!("report: {}", dir.display());
+    let failed = verdicts.iter().filter(|v| !v.passed).count();
+    if failed > 0 {
+        println!(
+            "result: FAIL ({failed} of {} budgets missed)",
+            verdicts.len()
+        );
+        Ok(exit::BUDGET_FAILED)
+    } else {
+        println!("result: PASS ({} budgets met)", verdicts.len());
+        Ok(exit::OK)
+    }
+}
+
+/// Resolves the target, checks it answers, runs the load and writes the reports.
+async fn drive(
+    plan: &Plan,
+    stack: Option<&Stack>,
+    options: &RunOptions,
+    dir: &std::path::Path,
+) -> Result<Vec<Verdict>, RunError> {
+    let target: http::Uri = match (&plan.target, stack.and_then(Stack::entry)) {
+        (Some(uri), _) => uri.clone(),
+        (None, Some(entry)) => entry
+            .url()
+            .parse()
+            .map_err(|e| RunError::Failed(format!("bad stack address: {e}")))?,
+        (None, None) => return Err(RunError::BadInput("no target to send load to".into())),
+    };
+    let addr = resolve(&target, options.allow_remote).await?;
+    if tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+        .await
+        .map_or(true, |r| r.is_err())
+    {
+        return Err(RunError::Failed(format!(
+            "the target {target} ({addr}) is unreachable"
+        )));
+    }
+    let forwarder = stack.and_then(|s| s.forwarder.as_ref()).map(|f| f.addr);
+    live::run_load(plan, &target, addr, forwarder, dir, options.no_tui).await
+}
+
+/// The target's socket address; only loopback unless the user says otherwise.
+async fn resolve(target: &http::Uri, allow_remote: bool) -> Result<SocketAddr, RunError> {
+    let host = target
+        .host()
+        .unwrap_or("127.0.0.1")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = target.port_u16().unwrap_or(80);
+    let addr = tokio::net::lookup_host((host, port))
+        .await
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| RunError::Failed(format!("cannot resolve the target host {host:?}")))?;
+    if !addr.ip().is_loopback() && !allow_remote {
+        return Err(RunError::BadInput(format!(
+            "the target {target} ({addr}) is not a loopback address; pass --allow-remote if you \
+             mean to load a system outside this machine"
+        )));
+    }
+    Ok(addr)
+}
+
+fn print_header(plan: &Plan, dir: &std::path::Path) {
+    let load = &plan.load;
+    let connections = match load.protocol {
+        Protocol::Http1 => "HTTP/1.1, a connection per user".to_owned(),
+        Protocol::Http2 => format!("h2c over {} shared connections", load.connections),
+    };
+    println!(
+        "scenario {}: {} stage(s) over {}, up to {} users, {connections}",
+        plan.name,
+        load.stages.len(),
+        format_duration(load.total_duration()),
+        load.peak_users()
+    );
+    println!("writing reports to {}", dir.display());
+}

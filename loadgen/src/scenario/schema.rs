@@ -1,0 +1,231 @@
+//! The scenario file as written: serde types mirroring the YAML, with defaults and locations.
+//!
+//! Everything here is shape; cross-field rules live in `validate`, which turns a [`Scenario`]
+//! into a [`super::Plan`]. Fields whose later checks need a line number are `Spanned`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::distribution::DurationDist;
+use super::human::{HumanDuration, ScalarText};
+use crate::mock::MockProfile;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: String,
+    /// What to start locally; omit to test a system you run yourself (then `target` is required).
+    pub stack: Option<StackSpec>,
+    /// Where the load goes; defaults to the forwarder the stack starts.
+    pub target: Option<Spanned<String>>,
+    #[serde(default)]
+    pub request: RequestSpec,
+    pub load: LoadSpec,
+    /// Metric name (as in summary.csv) to bound.
+    #[serde(default)]
+    pub budgets: BTreeMap<String, Spanned<ScalarText>>,
+    #[serde(default)]
+    pub report: ReportSpec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackSpec {
+    #[serde(default)]
+    pub backends: BackendsSpec,
+    /// Backends started beside the healthy ones with a profile of their own: a slow or failing
+    /// instance behind the same forwarder.
+    #[serde(default)]
+    pub degraded: Vec<BackendsSpec>,
+    #[serde(default)]
+    pub forwarder: ForwarderSpec,
+    /// How long each child may take to answer its readiness check.
+    #[serde(default = "default_startup_timeout")]
+    pub startup_timeout: HumanDuration,
+}
+
+fn default_startup_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(15))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendsSpec {
+    /// Number of mock LLM backends (`loadgen mock` processes) to start.
+    pub count: Spanned<u32>,
+    pub profile: MockProfile,
+}
+
+impl Default for BackendsSpec {
+    fn default() -> Self {
+        BackendsSpec {
+            count: unspanned(2),
+            profile: MockProfile::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwarderSpec {
+    /// Start the forwarder in front of the backends (otherwise load goes to the single backend).
+    pub enabled: bool,
+    /// The forwarder binary; by default the one next to `loadgen`, then `forwarder` on PATH.
+    pub binary: Option<PathBuf>,
+    /// A forwarder config file; `--listen` and the started backends override its values.
+    pub config: Option<PathBuf>,
+    /// Concurrent upstream requests the forwarder admits (`--max-inflight`).
+    pub max_inflight: Option<u32>,
+    /// Requests allowed to wait for an upstream slot (`--max-queue`).
+    pub max_queue: Option<u32>,
+    /// Extra command-line arguments, passed as they are.
+    pub args: Vec<String>,
+}
+
+impl Default for ForwarderSpec {
+    fn default() -> Self {
+        ForwarderSpec {
+            enabled: true,
+            binary: None,
+            config: None,
+            max_inflight: None,
+            max_queue: None,
+            args: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestSpec {
+    /// Path on the target, e.g. `/v1/chat/completions`.
+    pub path: Spanned<String>,
+    pub model: String,
+    /// Ask for an SSE stream (`"stream": true`) and measure TTFT and inter-token latency.
+    pub stream: bool,
+    pub max_tokens: Option<u32>,
+    /// User messages, picked at random per request.
+    pub prompts: Vec<String>,
+    /// Header carrying the virtual user's id (`user-<n>`), so gateways can route by user.
+    pub user_id_header: String,
+    pub headers: BTreeMap<String, String>,
+    /// A request with no complete answer after this is failed as `timeout`.
+    pub timeout: HumanDuration,
+}
+
+impl Default for RequestSpec {
+    fn default() -> Self {
+        RequestSpec {
+            path: unspanned("/v1/chat/completions".to_owned()),
+            model: "mock-llm".to_owned(),
+            stream: true,
+            max_tokens: None,
+            prompts: Vec::new(),
+            user_id_header: "x-user-id".to_owned(),
+            headers: BTreeMap::new(),
+            timeout: HumanDuration(Duration::from_secs(60)),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadModel {
+    /// Virtual users, each sending a request, waiting for the whole answer, thinking, again.
+    #[default]
+    Closed,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadSpec {
+    #[serde(default)]
+    pub model: LoadModel,
+    /// Users at the start of the first stage; each stage ramps linearly to its `users`.
+    #[serde(default)]
+    pub start_users: u32,
+    pub stages: Spanned<Vec<StageSpec>>,
+    /// Pause between a user's answer and its next request.
+    #[serde(default = "default_think_time")]
+    pub think_time: DurationDist,
+    #[serde(default = "default_connections")]
+    pub connections: Spanned<ConnectionSpec>,
+    /// At the end, how long in-flight requests may finish before they are counted `interrupted`.
+    #[serde(default = "default_graceful_stop")]
+    pub graceful_stop: HumanDuration,
+}
+
+fn default_connections() -> Spanned<ConnectionSpec> {
+    unspanned(ConnectionSpec::default())
+}
+
+fn default_think_time() -> DurationDist {
+    DurationDist::constant(Duration::from_secs(1))
+}
+
+fn default_graceful_stop() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSpec {
+    pub duration: Spanned<HumanDuration>,
+    pub users: u32,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// HTTP/1.1 keep-alive, one connection per virtual user.
+    #[default]
+    Http1,
+    /// h2c, all users multiplexed over a shared pool of `count` connections.
+    Http2,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionSpec {
+    pub protocol: Protocol,
+    /// Shared connections (HTTP/2 only).
+    pub count: Option<u32>,
+}
+
+impl Default for ConnectionSpec {
+    fn default() -> Self {
+        ConnectionSpec {
+            protocol: Protocol::Http1,
+            count: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSpec {
+    /// Where run folders are created (`<dir>/<name>-<UTC time>/`); `--out` overrides.
+    pub dir: PathBuf,
+    /// How often plain progress lines are printed when stdout is not a terminal.
+    pub progress_interval: HumanDuration,
+}
+
+impl Default for ReportSpec {
+    fn default() -> Self {
+        ReportSpec {
+            dir: PathBuf::from("reports"),
+            progress_interval: HumanDuration(Duration::from_secs(5)),
+        }
+    }
+}
+
+fn unspanned<T>(value: T) -> Spanned<T> {
+    let here = serde_saphyr::Location::UNKNOWN;
+    Spanned::new(value, here, here)
+}

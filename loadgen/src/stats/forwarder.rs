@@ -1,0 +1,52 @@
+//! Figures scraped from the forwarder's Prometheus `/metrics` once a second.
+
+/// The forwarder's view of the run at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ForwarderFigures {
+    pub inflight: f64,
+    pub queue_depth: f64,
+    /// Highest queue depth since the forwarder started (catches spikes between scrapes).
+    pub queue_depth_max: f64,
+    pub shed_total: f64,
+}
+
+impl ForwarderFigures {
+    /// Reads the figures from Prometheus text; a metric with labels is summed over them.
+    pub fn parse(text: &str) -> ForwarderFigures {
+        let mut figures = ForwarderFigures::default();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.trim().parse::<f64>() else {
+                continue;
+            };
+            let name = series.split('{').next().unwrap_or(series).trim();
+            let slot = match name {
+                "forwarder_inflight_requests" => &mut figures.inflight,
+                "forwarder_queue_depth" => &mut figures.queue_depth,
+                "forwarder_queue_depth_max" => &mut figures.queue_depth_max,
+                "forwarder_shed_total" => &mut figures.shed_total,
+                _ => continue,
+            };
+            *slot += value;
+        }
+        figures
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn figures_are_read_from_prometheus_text() {
+        let text = "# HELP forwarder_queue_depth x\n# TYPE forwarder_queue_depth gauge\n\
+                    forwarder_queue_depth 3\nforwarder_queue_depth_max 17\n\
+                    forwarder_inflight_requests 120\nforwarder_shed_total 4\n\
+                    forwarder_backend_up{backend=\"a\"} 1\n# EOF\n";
+        let f = super::ForwarderFigures::parse(text);
+        assert_eq!(
+            (f.queue_depth, f.queue_depth_max, f.inflight, f.shed_total),
+            (3.0, 17.0, 120.0, 4.0)
+        );
+    }
+}
