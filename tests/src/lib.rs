@@ -1,1 +1,255 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: find (and build) the real binaries, run them with a
+//! time bound, write scenario files, read reports, and check processes are gone.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Where cargo put this test binary's sibling executables (`target/<profile>`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/e2e-<hash>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_owned()
+}
+
+/// The path of a workspace binary, built first so tests never run a stale one. Cargo's own lock
+/// serialises concurrent builds, and a build with nothing to do takes a fraction of a second.
+pub fn binary(name: &str) -> PathBuf {
+    let dir = profile_dir();
+    let target_dir = dir.parent().expect("target dir");
+    let release = dir.file_name().is_some_and(|n| n == "release");
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .args([
+            "build",
+            "--quiet",
+            "--bins",
+            "-p",
+            "loadgen",
+            "-p",
+            "forwarder",
+            "--target-dir",
+        ])
+        .arg(target_dir)
+        .current_dir(workspace_root());
+    if release {
+        build.arg("--release");
+    }
+    let status = build.status().expect("run cargo build");
+    assert!(status.success(), "building the binaries failed");
+    dir.join(name)
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
+}
+
+/// What a finished process left behind.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+}
+
+/// Runs a command to completion, killing it (and failing the test) after `limit`.
+pub fn run(command: &mut Command, limit: Duration) -> Finished {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait(child, limit)
+}
+
+/// Waits for a spawned child with piped output, within `limit`.
+pub fn wait(mut child: Child, limit: Duration) -> Finished {
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "process did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                stdout.recv().unwrap_or_default(),
+                stderr.recv().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Finished {
+        status,
+        stdout: stdout.recv().unwrap_or_default(),
+        stderr: stderr.recv().unwrap_or_default(),
+    }
+}
+
+fn drain(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        let _ = tx.send(text);
+    });
+    rx
+}
+
+/// Reads lines from a child's stdout as they come, until `wanted` matches one (or `limit`).
+pub fn read_until(
+    lines: &mut impl Iterator<Item = String>,
+    limit: Duration,
+    wanted: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    let mut seen = Vec::new();
+    for line in lines {
+        let hit = wanted(&line);
+        seen.push(line);
+        if hit {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no matching line within {limit:?}: {seen:#?}"
+        );
+    }
+    panic!("output ended without a matching line: {seen:#?}");
+}
+
+/// A line iterator over a pipe, fed by a thread so reads can be bounded by the caller.
+pub fn lines_of(pipe: impl Read + Send + 'static) -> impl Iterator<Item = String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::iter::from_fn(move || rx.recv_timeout(Duration::from_secs(60)).ok())
+}
+
+/// The pids loadgen announced for its stack (`stack: NAME pid PID ...` lines).
+pub fn stack_pids(stdout: &str) -> Vec<i32> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("stack:"))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace().skip_while(|w| *w != "pid");
+            words.nth(1)?.parse().ok()
+        })
+        .collect()
+}
+
+/// Whether a process with this pid still exists (and is not a zombie awaiting its parent).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next());
+            state != Some("Z")
+        }
+        Err(_) => false,
+    }
+}
+
+/// Waits up to `limit` for every pid to be gone; returns those still alive.
+pub fn survivors(pids: &[i32], limit: Duration) -> Vec<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let alive: Vec<i32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+        if alive.is_empty() || Instant::now() >= deadline {
+            return alive;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `summary.csv` as a metric -> value map, read with a real CSV parser.
+pub fn read_summary(dir: &Path) -> std::collections::BTreeMap<String, Option<f64>> {
+    let mut reader = csv::Reader::from_path(dir.join("summary.csv")).expect("summary.csv exists");
+    assert_eq!(
+        reader.headers().expect("header").iter().collect::<Vec<_>>(),
+        ["metric", "value", "unit"]
+    );
+    reader
+        .records()
+        .map(|r| {
+            let r = r.expect("well-formed row");
+            (r[0].to_owned(), r[1].parse::<f64>().ok())
+        })
+        .collect()
+}
+
+/// `timeseries.csv` rows as header -> value maps.
+pub fn read_timeseries(dir: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut reader = csv::Reader::from_path(dir.join("timeseries.csv")).expect("timeseries.csv");
+    let headers = reader.headers().expect("header").clone();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.expect("well-formed row");
+            headers
+                .iter()
+                .zip(r.iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+/// A small, fast scenario against a local stack; `extra` is appended (budgets etc.).
+pub fn small_scenario(name: &str, extra: &str) -> String {
+    format!(
+        "name: {name}\n\
+         stack:\n  backends:\n    count: 2\n    profile:\n      ttft: lognormal(20ms, 0.2)\n      \
+         tokens_per_s: normal(400, 20)\n      output_tokens: uniform(4, 10)\n\
+         load:\n  stages:\n    - {{ duration: 1s, users: 10 }}\n    - {{ duration: 1s, users: 10 }}\n  \
+         think_time: uniform(20ms, 60ms)\n\
+         {extra}"
+    )
+}
+
+/// Writes a file into a temporary folder that lives as long as the returned guard.
+pub fn write_scenario(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("scenario.yaml");
+    std::fs::write(&path, text).expect("write scenario");
+    (dir, path)
+}
+
+/// `loadgen run` on a scenario, reports into `out`, within `limit`.
+pub fn loadgen_run(scenario: &Path, out: &Path, extra: &[&str], limit: Duration) -> Finished {
+    let mut command = Command::new(binary("loadgen"));
+    command
+        .arg("run")
+        .arg(scenario)
+        .arg("--out")
+        .arg(out)
+        .args(extra);
+    run(&mut command, limit)
+}

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -36,6 +36,7 @@ struct Shared {
     template: RequestTemplate,
     recorder: Arc<Recorder>,
     think_time: crate::scenario::distribution::DurationDist,
+    stagger: bool,
     timeout: Duration,
     seed: u64,
 }
@@ -57,6 +58,7 @@ pub async fn run_closed(
         template,
         recorder,
         think_time: plan.think_time.clone(),
+        stagger: plan.stagger,
         timeout,
         seed: rand::random(),
     });
@@ -124,6 +126,14 @@ async fn user(
 ) {
     let mut rng =
         SmallRng::seed_from_u64(shared.seed ^ u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut pause = if shared.stagger {
+        shared
+            .think_time
+            .sample(&mut rng)
+            .mul_f64(rng.random::<f64>())
+    } else {
+        Duration::ZERO
+    };
     loop {
         // Parked while the ramp does not include this user.
         loop {
@@ -139,6 +149,9 @@ async fn user(
             }
         }
 
+        if !pause.is_zero() && !think(pause, &mut phase).await {
+            return;
+        }
         let request = shared.template.build(id, &mut rng);
         let mut outcome = Outcome::default();
         let sent = Instant::now();
@@ -166,14 +179,18 @@ async fn user(
         }
         shared.recorder.record(&outcome);
 
-        let think = shared.think_time.sample(&mut rng);
-        tokio::select! {
-            _ = tokio::time::sleep(think) => {}
-            _ = async {
-                while *phase.borrow_and_update() == Phase::Running {
-                    if phase.changed().await.is_err() { break; }
-                }
-            } => return,
-        }
+        pause = shared.think_time.sample(&mut rng);
+    }
+}
+
+/// Sleeps `pause`; false if the run stopped sending meanwhile.
+async fn think(pause: Duration, phase: &mut watch::Receiver<Phase>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(pause) => true,
+        _ = async {
+            while *phase.borrow_and_update() == Phase::Running {
+                if phase.changed().await.is_err() { break; }
+            }
+        } => false,
     }
 }

@@ -40,6 +40,7 @@ pub struct LoadPlan {
     pub start_users: u32,
     pub stages: Vec<Stage>,
     pub think_time: DurationDist,
+    pub stagger: bool,
     pub protocol: Protocol,
     /// Shared connections for HTTP/2; for HTTP/1.1 each user has its own.
     pub connections: u32,
@@ -130,17 +131,34 @@ pub fn load(path: &Path) -> Result<Plan, ScenarioError> {
 
 /// Parses and validates scenario text; `path` is used in messages and to resolve relative paths.
 pub fn parse(path: &Path, text: &str) -> Result<Plan, ScenarioError> {
-    let scenario: schema::Scenario = serde_saphyr::from_str(text).map_err(|e| {
-        let position = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .filter(|&(l, _)| l > 0);
-        ScenarioError {
-            file: path.to_owned(),
-            position,
-            field: None,
-            message: e.without_snippet().to_string(),
-        }
-    })?;
-    validate(path, scenario)
+    let mut field = None;
+    let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
+        // Through serde_path_to_error to learn the field path of a failure, not just its place.
+        serde_path_to_error::deserialize::<_, schema::Scenario>(de).map_err(|e| {
+            // `Spanned` wraps fields in a `value`; users never wrote that part.
+            let path = e.path().to_string().replace(".value", "");
+            field = Some(path).filter(|f| f != "." && !f.is_empty());
+            e.into_inner()
+        })
+    });
+    let error = match parsed {
+        Ok(scenario) => return validate(path, scenario),
+        Err(error) => error,
+    };
+    let position = error
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .filter(|&(l, _)| l > 0);
+    let message = error.without_snippet().to_string();
+    // The message repeats the position we already lead with.
+    let message = match message.rfind(" at line ") {
+        Some(cut) if position.is_some() => message[..cut].to_owned(),
+        _ => message,
+    };
+    Err(ScenarioError {
+        file: path.to_owned(),
+        position,
+        field,
+        message,
+    })
 }

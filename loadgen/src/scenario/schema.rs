@@ -154,6 +154,10 @@ pub struct LoadSpec {
     /// Pause between a user's answer and its next request.
     #[serde(default = "default_think_time")]
     pub think_time: DurationDist,
+    /// A joining user first waits a random part of one think time, so users that join together
+    /// (a fast ramp, a squeezed run) do not send in one synchronised wave.
+    #[serde(default)]
+    pub stagger: bool,
     #[serde(default = "default_connections")]
     pub connections: Spanned<ConnectionSpec>,
     /// At the end, how long in-flight requests may finish before they are counted `interrupted`.

@@ -93,6 +93,7 @@ pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> 
         start_users: load.start_users,
         stages,
         think_time: load.think_time.clone(),
+        stagger: load.stagger,
         protocol: connections.protocol,
         connections: count,
         graceful_stop: load.graceful_stop.0,
@@ -100,8 +101,10 @@ pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> 
     let needed = plan_load.connections_needed();
     let limit = crate::run::limits::open_files_limit();
     if needed + FILE_RESERVE > limit {
+        // Point at the connections line if written, else at the stages that ask for the users.
+        let written = Some(load.connections.referenced).filter(|l| *l != Location::UNKNOWN);
         return Err(err(
-            at(&load.connections),
+            written.or(at(&load.stages)),
             "load.connections",
             format!(
                 "{} users over HTTP/1.1 need {needed} connections, but this process may open only \
