@@ -253,3 +253,129 @@ pub fn loadgen_run(scenario: &Path, out: &Path, extra: &[&str], limit: Duration)
         .args(extra);
     run(&mut command, limit)
 }
+
+/// A server process (mock or forwarder) started for a test; killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub addr: std::net::SocketAddr,
+}
+
+impl Server {
+    /// Starts `binary args`, waiting for its `listening on http://ADDR` line.
+    pub fn start(binary: &Path, args: &[&str]) -> Server {
+        let mut child = Command::new(binary)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn server");
+        let mut lines = lines_of(child.stdout.take().expect("stdout"));
+        let first = read_until(&mut lines, Duration::from_secs(30), |l| {
+            l.starts_with("listening on")
+        });
+        let addr = first
+            .last()
+            .and_then(|l| l.strip_prefix("listening on http://"))
+            .and_then(|a| a.parse().ok())
+            .expect("listening address");
+        // Keep draining so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, addr }
+    }
+
+    pub fn mock(args: &[&str]) -> Server {
+        let mut all = vec!["mock", "--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        Server::start(&binary("loadgen"), &all)
+    }
+
+    pub fn forwarder(backends: &[&Server], args: &[&str]) -> Server {
+        let urls: Vec<String> = backends
+            .iter()
+            .map(|b| format!("http://{}", b.addr))
+            .collect();
+        let mut all = vec!["--listen", "127.0.0.1:0"];
+        for url in &urls {
+            all.extend(["--backend", url.as_str()]);
+        }
+        all.extend_from_slice(args);
+        let server = Server::start(&binary("forwarder"), &all);
+        // Ready once it has seen its backends up.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http_get(server.addr, "/readyz").0 != 200 {
+            assert!(Instant::now() < deadline, "forwarder never became ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends one HTTP/1.1 request on a fresh connection (`Connection: close`) and returns the
+/// connection, for the caller to read the answer as it arrives.
+pub fn http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("send head");
+    stream.write_all(body.as_bytes()).expect("send body");
+    stream
+}
+
+/// GETs `path` and returns (status, whole answer text including the head).
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return (0, String::new());
+    };
+    use std::io::Write;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    );
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+/// A chat completion request body.
+pub fn chat_body(stream: bool) -> String {
+    format!(
+        r#"{{"model":"mock-llm","messages":[{{"role":"user","content":"hello"}}],"stream":{stream}}}"#
+    )
+}

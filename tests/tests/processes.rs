@@ -33,7 +33,7 @@ fn start_long_run(
         .expect("spawn loadgen");
     let mut lines = lines_of(child.stdout.take().unwrap());
     let seen = read_until(&mut lines, Duration::from_secs(60), |l| {
-        l.starts_with("stack: forwarder")
+        l.starts_with("stack: backend-1")
     });
     let pids = stack_pids(&seen.join("\n"));
     assert_eq!(pids.len(), 3, "forwarder and two backends: {seen:?}");
@@ -60,13 +60,19 @@ fn children_are_gone_after_a_normal_run() {
 fn ctrl_c_stops_gracefully_writes_reports_and_stops_children() {
     let (dir, scenario) = long_scenario();
     let out = dir.path().join("report");
-    let (child, pids, mut lines) = start_long_run(&out, &scenario);
-    // Wait until at least one second of load is recorded, then interrupt.
-    let _ = read_until(&mut lines, Duration::from_secs(30), |_| {
-        e2e::read_timeseries(&out)
-            .iter()
-            .any(|r| r["requests"] != "0")
-    });
+    let (child, pids, _lines) = start_long_run(&out, &scenario);
+    // Interrupt once at least one second of load is on record.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !read_timeseries_if_any(&out)
+        .iter()
+        .any(|r| r["requests"] != "0")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no load recorded within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let finished = wait(child, Duration::from_secs(60));
@@ -97,4 +103,14 @@ fn children_die_with_a_killed_loadgen() {
         survivors(&pids, Duration::from_secs(5)).is_empty(),
         "parent-death signal must take the stack down"
     );
+}
+
+fn read_timeseries_if_any(
+    dir: &std::path::Path,
+) -> Vec<std::collections::BTreeMap<String, String>> {
+    if dir.join("timeseries.csv").is_file() {
+        read_timeseries(dir)
+    } else {
+        Vec::new()
+    }
 }
