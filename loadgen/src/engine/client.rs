@@ -1,12 +1,13 @@
-//! Connections to the target and one request/answer exchange over them.
+//! Connections to the target ("lanes") and one request/answer exchange over them.
 //!
-//! Two strategies, chosen in the scenario: HTTP/1.1 with one keep-alive connection per virtual
-//! user, or h2c with every user multiplexed over a shared pool (so 20,000 users fit in a
+//! Three strategies, chosen in the scenario: HTTP/1.1 with one keep-alive connection per virtual
+//! user; HTTP/1.1 with a shared pool of N connections (a request waits for a free one, as in
+//! wrk2); or h2c with every request multiplexed over a shared pool (so 20,000 users fit in a
 //! process's 20,000 open files).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -15,7 +16,8 @@ use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use super::sse::{Event, SseReader};
 use crate::stats::{ErrorClass, Outcome};
@@ -27,6 +29,32 @@ type Body = Full<Bytes>;
 enum SendFailure {
     Connect,
     Reset,
+}
+
+impl From<SendFailure> for ErrorClass {
+    fn from(f: SendFailure) -> ErrorClass {
+        match f {
+            SendFailure::Connect => ErrorClass::Connect,
+            SendFailure::Reset => ErrorClass::Reset,
+        }
+    }
+}
+
+async fn connect(addr: SocketAddr) -> Result<TcpStream, SendFailure> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|_| SendFailure::Connect)?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+async fn connect_http1(addr: SocketAddr) -> Result<http1::SendRequest<Body>, SendFailure> {
+    let stream = connect(addr).await?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|_| SendFailure::Connect)?;
+    tokio::spawn(connection);
+    Ok(sender)
 }
 
 /// The shared h2c connections.
@@ -42,7 +70,7 @@ impl H2Pool {
     }
 
     /// A sender on slot `index`, (re)connecting it if it is missing or closed. The slot's lock is
-    /// held while connecting, so a broken connection is replaced once, not once per user.
+    /// held while connecting, so a broken connection is replaced once, not once per request.
     async fn sender(&self, index: usize) -> Result<http2::SendRequest<Body>, SendFailure> {
         let mut slot = self.slots[index % self.slots.len()].lock().await;
         if let Some(sender) = slot.as_ref()
@@ -64,117 +92,184 @@ impl H2Pool {
     }
 }
 
-async fn connect(addr: SocketAddr) -> Result<TcpStream, SendFailure> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|_| SendFailure::Connect)?;
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
+/// A shared pool of at most N HTTP/1.1 keep-alive connections.
+pub struct H1Pool {
+    addr: SocketAddr,
+    idle: std::sync::Mutex<Vec<http1::SendRequest<Body>>>,
+    permits: Arc<Semaphore>,
 }
 
-/// One virtual user's way to the target.
-pub enum Connection {
+impl H1Pool {
+    pub fn new(addr: SocketAddr, connections: u32) -> Arc<H1Pool> {
+        Arc::new(H1Pool {
+            addr,
+            idle: std::sync::Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(connections.max(1) as usize)),
+        })
+    }
+
+    /// Waits for a free connection (reusing an idle one, else opening one).
+    async fn checkout(
+        &self,
+    ) -> Result<(http1::SendRequest<Body>, OwnedSemaphorePermit), SendFailure> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| SendFailure::Reset)?;
+        let reused = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            std::iter::from_fn(|| idle.pop()).find(|s| !s.is_closed())
+        };
+        let sender = match reused {
+            Some(sender) => sender,
+            None => connect_http1(self.addr).await?,
+        };
+        Ok((sender, permit))
+    }
+
+    fn checkin(&self, sender: http1::SendRequest<Body>) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(sender);
+    }
+}
+
+/// One worker's way to the target.
+pub enum Lane {
     /// Its own HTTP/1.1 connection, opened on first use and after any failure.
-    Http1 {
+    Own {
         addr: SocketAddr,
         sender: Option<http1::SendRequest<Body>>,
     },
+    /// A connection borrowed from the shared HTTP/1.1 pool for each request.
+    Pooled(Arc<H1Pool>),
     /// A slot in the shared HTTP/2 pool.
     Http2 { pool: Arc<H2Pool>, slot: usize },
 }
 
-impl Connection {
-    async fn send(&mut self, request: Request<Body>) -> Result<Response<Incoming>, SendFailure> {
-        match self {
-            Connection::Http1 { addr, sender } => {
+/// What a request is sent on, for the length of one exchange.
+enum Held<'a> {
+    Own(&'a mut Option<http1::SendRequest<Body>>),
+    Pooled(&'a H1Pool, http1::SendRequest<Body>, OwnedSemaphorePermit),
+    Http2(http2::SendRequest<Body>),
+}
+
+impl Lane {
+    async fn hold(&mut self) -> Result<Held<'_>, SendFailure> {
+        Ok(match self {
+            Lane::Own { addr, sender } => {
                 if sender.as_ref().is_none_or(|s| s.is_closed()) {
-                    let stream = connect(*addr).await?;
-                    let (s, connection) = http1::handshake(TokioIo::new(stream))
-                        .await
-                        .map_err(|_| SendFailure::Connect)?;
-                    tokio::spawn(connection);
-                    *sender = Some(s);
+                    *sender = Some(connect_http1(*addr).await?);
                 }
-                let s = sender.as_mut().expect("connected just above");
-                if s.ready().await.is_err() {
-                    *sender = None;
-                    return Err(SendFailure::Reset);
-                }
-                s.send_request(request).await.map_err(|_| {
-                    *sender = None;
-                    SendFailure::Reset
-                })
+                Held::Own(sender)
             }
-            Connection::Http2 { pool, slot } => {
-                let mut s = pool.sender(*slot).await?;
-                s.send_request(request)
-                    .await
-                    .map_err(|_| SendFailure::Reset)
+            Lane::Pooled(pool) => {
+                let (sender, permit) = pool.checkout().await?;
+                Held::Pooled(pool, sender, permit)
             }
-        }
+            Lane::Http2 { pool, slot } => Held::Http2(pool.sender(*slot).await?),
+        })
     }
 
-    /// Forgets an HTTP/1.1 connection whose state is unknown (an answer was abandoned).
-    fn discard(&mut self) {
-        if let Connection::Http1 { sender, .. } = self {
-            *sender = None;
-        }
-    }
-
-    /// Sends `request` and reads the whole answer, within `timeout`.
+    /// Sends `request` and reads the whole answer. `due` is when the request should have gone
+    /// out (open model); response time counts from it, service time from the actual send.
+    /// Everything, waiting for a connection included, is bounded by `timeout`.
     pub async fn exchange(
         &mut self,
         request: Request<Body>,
         streaming: bool,
         timeout: Duration,
+        due: Option<Instant>,
         outcome: &mut Outcome,
     ) {
-        let started = Instant::now();
-        let result = tokio::time::timeout(
-            timeout,
-            self.exchange_inner(request, streaming, started, outcome),
-        )
+        let start = Instant::now();
+        let due_at = due.unwrap_or(start);
+        let mut sent = start;
+        let result = tokio::time::timeout_at(due_at.max(start) + timeout, async {
+            let mut held = self.hold().await.map_err(ErrorClass::from)?;
+            sent = Instant::now();
+            let result = held.exchange(request, streaming, sent, outcome).await;
+            held.release(
+                result.is_ok() || matches!(result, Err(ErrorClass::Http4xx | ErrorClass::Http5xx)),
+            );
+            result
+        })
         .await;
-        outcome.latency = started.elapsed();
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(class)) => {
-                if class != ErrorClass::Http4xx && class != ErrorClass::Http5xx {
-                    self.discard();
-                }
-                outcome.failure = Some(class);
-            }
+        let end = Instant::now();
+        outcome.latency = end - due_at;
+        if due.is_some() {
+            outcome.service_time = Some(end - sent);
+        }
+        outcome.failure = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(class)) => Some(class),
             Err(_elapsed) => {
-                self.discard();
-                outcome.failure = Some(ErrorClass::Timeout);
+                // The answer was abandoned mid-way: the connection's state is unknown.
+                if let Lane::Own { sender, .. } = self {
+                    *sender = None;
+                }
+                Some(ErrorClass::Timeout)
             }
+        };
+    }
+}
+
+impl Held<'_> {
+    async fn send(&mut self, request: Request<Body>) -> Result<Response<Incoming>, SendFailure> {
+        match self {
+            Held::Own(sender) => {
+                let s = sender.as_mut().expect("held connections are connected");
+                s.ready().await.map_err(|_| SendFailure::Reset)?;
+                s.send_request(request)
+                    .await
+                    .map_err(|_| SendFailure::Reset)
+            }
+            Held::Pooled(_, s, _) => {
+                s.ready().await.map_err(|_| SendFailure::Reset)?;
+                s.send_request(request)
+                    .await
+                    .map_err(|_| SendFailure::Reset)
+            }
+            Held::Http2(s) => s
+                .send_request(request)
+                .await
+                .map_err(|_| SendFailure::Reset),
         }
     }
 
-    async fn exchange_inner(
+    /// Keeps a connection that ended a whole exchange cleanly, drops one in an unknown state.
+    fn release(self, reusable: bool) {
+        match self {
+            Held::Own(sender) if !reusable => *sender = None,
+            Held::Pooled(pool, sender, _permit) if reusable => pool.checkin(sender),
+            _ => {}
+        }
+    }
+
+    async fn exchange(
         &mut self,
         request: Request<Body>,
         streaming: bool,
-        started: Instant,
+        sent: Instant,
         outcome: &mut Outcome,
     ) -> Result<(), ErrorClass> {
-        let response = self.send(request).await.map_err(|f| match f {
-            SendFailure::Connect => ErrorClass::Connect,
-            SendFailure::Reset => ErrorClass::Reset,
-        })?;
+        let response = self.send(request).await?;
         let status = response.status();
         let mut body = response.into_body();
         if !status.is_success() {
             // Read the (small) error body so the connection can be reused.
             while let Some(frame) = body.frame().await {
                 if frame.is_err() {
-                    break;
+                    return Err(ErrorClass::Reset);
                 }
             }
             return Err(ErrorClass::from_status(status.as_u16()));
         }
         if streaming {
-            read_stream(&mut body, started, outcome).await
+            read_stream(&mut body, sent, outcome).await
         } else {
             read_whole(&mut body, outcome).await
         }
@@ -184,7 +279,7 @@ impl Connection {
 /// Reads an SSE answer, timing each content token; a stream that does not reach `[DONE]` is cut.
 async fn read_stream(
     body: &mut Incoming,
-    started: Instant,
+    sent: Instant,
     outcome: &mut Outcome,
 ) -> Result<(), ErrorClass> {
     let mut reader = SseReader::default();
@@ -205,7 +300,7 @@ async fn read_stream(
             Event::Token => {
                 tokens += 1;
                 match last_token {
-                    None => outcome.ttft = Some(now - started),
+                    None => outcome.ttft = Some(now - sent),
                     Some(previous) => outcome
                         .inter_token_us
                         .push((now - previous).as_micros() as u64),

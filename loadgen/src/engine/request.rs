@@ -1,4 +1,10 @@
-//! Building each virtual user's chat request from the scenario's `request:` section.
+//! Building each request from the scenario's `request:` section: a JSON body template with
+//! `{{variables}}`, compiled once into literal pieces and slots so building a body is a few
+//! string appends, not a JSON tree walk.
+//!
+//! Variables: `{{user_id}}` (`user-<n>`), `{{prompt}}`, `{{model}}`, `{{max_tokens}}`,
+//! `{{stream}}`, `{{request_id}}`. A string that is exactly one placeholder (`"{{max_tokens}}"`)
+//! takes the variable's JSON type (a number, a boolean); inside longer strings it is text.
 
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
@@ -7,6 +13,7 @@ use http_body_util::Full;
 use rand::Rng;
 use rand::seq::IndexedRandom;
 
+use crate::scenario::distribution::NumberDist;
 use crate::scenario::schema::{Protocol, RequestSpec};
 
 /// Prompts used when a scenario names none: short, varied, like real chat traffic.
@@ -21,10 +28,49 @@ const DEFAULT_PROMPTS: &[&str] = &[
     "List five tips for writing clear commit messages.",
 ];
 
-/// Everything fixed about the requests of a run; per request only the prompt and user vary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Var {
+    UserId,
+    Prompt,
+    Model,
+    MaxTokens,
+    Stream,
+    RequestId,
+}
+
+impl Var {
+    fn parse(name: &str) -> Option<Var> {
+        Some(match name.trim() {
+            "user_id" => Var::UserId,
+            "prompt" => Var::Prompt,
+            "model" => Var::Model,
+            "max_tokens" => Var::MaxTokens,
+            "stream" => Var::Stream,
+            "request_id" => Var::RequestId,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Piece {
+    Literal(String),
+    /// A whole JSON value (the placeholder was the entire string, quotes included).
+    Value(Var),
+    /// Text inside a JSON string.
+    Text(Var),
+}
+
+/// Values of the variables for one request.
+struct Values<'a> {
+    user: u64,
+    prompt: &'a str,
+    request: u64,
+}
+
+/// Everything fixed about the requests of a run; per request only the variables change.
 #[derive(Debug)]
 pub struct RequestTemplate {
-    method: Method,
     uri: Uri,
     headers: HeaderMap,
     user_id_header: HeaderName,
@@ -32,59 +78,87 @@ pub struct RequestTemplate {
     pub stream: bool,
     max_tokens: Option<u32>,
     prompts: Vec<String>,
+    user_ids: Option<NumberDist>,
+    body: Vec<Piece>,
 }
 
-/// A header in the scenario that HTTP cannot carry.
+/// A request section that cannot produce valid requests.
 #[derive(Debug, thiserror::Error)]
-#[error("request.headers: {0}")]
-pub struct BadHeader(String);
+#[error("{field}: {message}")]
+pub struct BadRequestSpec {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn bad(field: &'static str, message: impl Into<String>) -> BadRequestSpec {
+    BadRequestSpec {
+        field,
+        message: message.into(),
+    }
+}
 
 impl RequestTemplate {
     /// `target` is the base URL; `protocol` decides the URI form (origin-form for HTTP/1.1,
     /// absolute for h2, which needs `:scheme` and `:authority`).
-    pub fn new(spec: &RequestSpec, target: &Uri, protocol: Protocol) -> Result<Self, BadHeader> {
+    pub fn new(
+        spec: &RequestSpec,
+        target: &Uri,
+        protocol: Protocol,
+    ) -> Result<Self, BadRequestSpec> {
         let authority = target
             .authority()
             .map(|a| a.as_str())
             .unwrap_or("localhost");
         let base = target.path().trim_end_matches('/');
         let path = format!("{base}{}", spec.path.value);
+        let scheme = target.scheme_str().unwrap_or("http");
         let uri: Uri = match protocol {
             Protocol::Http1 => path.parse(),
-            Protocol::Http2 => format!("http://{authority}{path}").parse(),
+            Protocol::Http2 => format!("{scheme}://{authority}{path}").parse(),
         }
-        .map_err(|e| BadHeader(format!("the request path does not form a URI: {e}")))?;
+        .map_err(|e| bad("request.path", format!("does not form a URI: {e}")))?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if spec.stream {
             headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
         }
         if protocol == Protocol::Http1 {
-            let host = HeaderValue::from_str(authority).map_err(|e| BadHeader(e.to_string()))?;
+            let host =
+                HeaderValue::from_str(authority).map_err(|e| bad("target", e.to_string()))?;
             headers.insert(HOST, host);
         }
         for (name, value) in &spec.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| BadHeader(format!("{name:?} is not a valid header name")))?;
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                bad(
+                    "request.headers",
+                    format!("{name:?} is not a valid header name"),
+                )
+            })?;
             let value = HeaderValue::from_str(value).map_err(|_| {
-                BadHeader(format!("the value of {name} is not a valid header value"))
+                bad(
+                    "request.headers",
+                    format!("the value of {name} is not a valid header value"),
+                )
             })?;
             headers.insert(name, value);
         }
         let user_id_header =
             HeaderName::from_bytes(spec.user_id_header.as_bytes()).map_err(|_| {
-                BadHeader(format!(
-                    "user_id_header {:?} is not a valid header name",
-                    spec.user_id_header
-                ))
+                bad(
+                    "request.user_id_header",
+                    format!("{:?} is not a valid header name", spec.user_id_header),
+                )
             })?;
         let prompts = if spec.prompts.is_empty() {
             DEFAULT_PROMPTS.iter().map(|p| p.to_string()).collect()
         } else {
             spec.prompts.clone()
         };
+        let body = match &spec.body {
+            Some(template) => compile(&serde_json::to_string(template).unwrap_or_default())?,
+            None => compile(&default_body(spec.stream, spec.max_tokens.is_some()))?,
+        };
         Ok(RequestTemplate {
-            method: Method::POST,
             uri,
             headers,
             user_id_header,
@@ -92,39 +166,214 @@ impl RequestTemplate {
             stream: spec.stream,
             max_tokens: spec.max_tokens,
             prompts,
+            user_ids: spec.user_ids.clone(),
+            body,
         })
     }
 
-    /// One request for virtual user `user`.
-    pub fn build<R: Rng>(&self, user: u32, rng: &mut R) -> Request<Full<Bytes>> {
+    /// One request; `sequence` is the virtual user (closed model) or the arrival number (open),
+    /// which is also the user id unless the scenario draws user ids from a distribution.
+    pub fn build<R: Rng>(&self, sequence: u64, rng: &mut R) -> Request<Full<Bytes>> {
+        let user = match &self.user_ids {
+            Some(dist) => dist.sample(rng).round() as u64,
+            None => sequence,
+        };
         let prompt = self
             .prompts
             .choose(rng)
             .map(String::as_str)
             .unwrap_or("Hello");
-        let user_id = format!("user-{user}");
-        let mut body = serde_json::json!({
-            "model": self.model,
-            "messages": [{ "role": "user", "content": prompt }],
-            "stream": self.stream,
-            "user": user_id,
-        });
-        if self.stream {
-            body["stream_options"] = serde_json::json!({ "include_usage": true });
+        let values = Values {
+            user,
+            prompt,
+            request: sequence,
+        };
+        let mut body = String::with_capacity(256);
+        for piece in &self.body {
+            match piece {
+                Piece::Literal(text) => body.push_str(text),
+                Piece::Value(var) => self.push_value(&mut body, *var, &values),
+                Piece::Text(var) => self.push_text(&mut body, *var, &values),
+            }
         }
-        if let Some(max) = self.max_tokens {
-            body["max_tokens"] = max.into();
-        }
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        let mut request = Request::new(Full::new(Bytes::from(bytes)));
-        *request.method_mut() = self.method.clone();
+        let mut request = Request::new(Full::new(Bytes::from(body)));
+        *request.method_mut() = Method::POST;
         *request.uri_mut() = self.uri.clone();
         *request.headers_mut() = self.headers.clone();
-        if let Ok(value) = HeaderValue::from_str(&user_id) {
+        if let Ok(value) = HeaderValue::from_str(&format!("user-{user}")) {
             request
                 .headers_mut()
                 .insert(self.user_id_header.clone(), value);
         }
         request
+    }
+
+    fn push_value(&self, out: &mut String, var: Var, v: &Values) {
+        match var {
+            Var::MaxTokens => match self.max_tokens {
+                Some(n) => out.push_str(&n.to_string()),
+                None => out.push_str("null"),
+            },
+            Var::Stream => out.push_str(if self.stream { "true" } else { "false" }),
+            Var::RequestId => out.push_str(&v.request.to_string()),
+            _ => {
+                out.push('"');
+                self.push_text(out, var, v);
+                out.push('"');
+            }
+        }
+    }
+
+    fn push_text(&self, out: &mut String, var: Var, v: &Values) {
+        match var {
+            Var::UserId => {
+                out.push_str("user-");
+                out.push_str(&v.user.to_string());
+            }
+            Var::Prompt => push_escaped(out, v.prompt),
+            Var::Model => push_escaped(out, &self.model),
+            Var::MaxTokens => {
+                out.push_str(&self.max_tokens.map_or_else(String::new, |n| n.to_string()))
+            }
+            Var::Stream => out.push_str(if self.stream { "true" } else { "false" }),
+            Var::RequestId => out.push_str(&v.request.to_string()),
+        }
+    }
+}
+
+/// Appends `text` escaped for the inside of a JSON string.
+fn push_escaped(out: &mut String, text: &str) {
+    let quoted = serde_json::to_string(text).unwrap_or_default();
+    out.push_str(&quoted[1..quoted.len() - 1]);
+}
+
+/// The OpenAI chat body loadgen sends when the scenario gives no template.
+fn default_body(stream: bool, max_tokens: bool) -> String {
+    let mut body = String::from(
+        r#"{"model":"{{model}}","messages":[{"role":"user","content":"{{prompt}}"}],"stream":"{{stream}}","user":"{{user_id}}""#,
+    );
+    if stream {
+        body.push_str(r#","stream_options":{"include_usage":true}"#);
+    }
+    if max_tokens {
+        body.push_str(r#","max_tokens":"{{max_tokens}}""#);
+    }
+    body.push('}');
+    body
+}
+
+/// Splits a JSON text at its `{{placeholders}}`.
+fn compile(json: &str) -> Result<Vec<Piece>, BadRequestSpec> {
+    let mut pieces = Vec::new();
+    let mut literal = String::new();
+    let mut rest = json;
+    while let Some(open) = rest.find("{{") {
+        let close = rest[open..]
+            .find("}}")
+            .map(|c| open + c)
+            .ok_or_else(|| bad("request.body", "a `{{` has no closing `}}`"))?;
+        let name = &rest[open + 2..close];
+        let var = Var::parse(name).ok_or_else(|| {
+            bad(
+                "request.body",
+                format!("unknown variable {{{{{name}}}}}: use user_id, prompt, model, max_tokens, stream or request_id"),
+            )
+        })?;
+        let whole = rest[..open].ends_with('"') && rest[close + 2..].starts_with('"');
+        if whole {
+            literal.push_str(&rest[..open - 1]);
+            pieces.push(Piece::Literal(std::mem::take(&mut literal)));
+            pieces.push(Piece::Value(var));
+            rest = &rest[close + 3..];
+        } else {
+            literal.push_str(&rest[..open]);
+            pieces.push(Piece::Literal(std::mem::take(&mut literal)));
+            pieces.push(Piece::Text(var));
+            rest = &rest[close + 2..];
+        }
+    }
+    literal.push_str(rest);
+    pieces.push(Piece::Literal(literal));
+    pieces.retain(|p| !matches!(p, Piece::Literal(l) if l.is_empty()));
+    Ok(pieces)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+
+    fn spec(yaml: &str) -> RequestSpec {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    fn body_of(template: &RequestTemplate, sequence: u64) -> serde_json::Value {
+        let mut rng = SmallRng::seed_from_u64(1);
+        let request = template.build(sequence, &mut rng);
+        let bytes = futures_util::FutureExt::now_or_never(request.into_body().collect())
+            .unwrap()
+            .unwrap()
+            .to_bytes();
+        serde_json::from_slice(&bytes).expect("the body is valid JSON")
+    }
+
+    #[test]
+    fn the_default_body_is_an_openai_chat_request() {
+        let t = RequestTemplate::new(
+            &spec("max_tokens: 64\nprompts: [\"say \\\"hi\\\"\"]"),
+            &"http://h:1".parse().unwrap(),
+            Protocol::Http1,
+        )
+        .unwrap();
+        let body = body_of(&t, 7);
+        assert_eq!(body["model"], "mock-llm");
+        assert_eq!(body["stream"], true);
+        assert_eq!(body["max_tokens"], 64);
+        assert_eq!(body["user"], "user-7");
+        assert_eq!(body["messages"][0]["content"], "say \"hi\"");
+        assert_eq!(body["stream_options"]["include_usage"], true);
+    }
+
+    #[test]
+    fn templates_keep_types_for_whole_placeholders_and_text_inside_strings() {
+        let yaml = "stream: false\nmax_tokens: 5\nbody:\n  input: \"Dear {{user_id}}: {{prompt}}\"\n  n: \"{{max_tokens}}\"\n  s: \"{{stream}}\"\n  id: \"{{request_id}}\"\nprompts: [hello]\n";
+        let t = RequestTemplate::new(&spec(yaml), &"http://h:1".parse().unwrap(), Protocol::Http2)
+            .unwrap();
+        let body = body_of(&t, 3);
+        assert_eq!(
+            body,
+            serde_json::json!({"input": "Dear user-3: hello", "n": 5, "s": false, "id": 3})
+        );
+    }
+
+    #[test]
+    fn user_ids_can_come_from_a_distribution() {
+        let t = RequestTemplate::new(
+            &spec("user_ids: zipf(5, 1.2)"),
+            &"http://h:1".parse().unwrap(),
+            Protocol::Http1,
+        )
+        .unwrap();
+        let mut rng = SmallRng::seed_from_u64(9);
+        for _ in 0..50 {
+            let r = t.build(1000, &mut rng);
+            let id = r.headers()["x-user-id"].to_str().unwrap().to_owned();
+            let n: u64 = id.trim_start_matches("user-").parse().unwrap();
+            assert!((1..=5).contains(&n), "{id}");
+        }
+    }
+
+    #[test]
+    fn unknown_variables_are_rejected() {
+        let err = RequestTemplate::new(
+            &spec("body: { x: \"{{colour}}\" }"),
+            &"http://h:1".parse().unwrap(),
+            Protocol::Http1,
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "request.body");
+        assert!(err.message.contains("colour"), "{}", err.message);
     }
 }

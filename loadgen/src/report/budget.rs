@@ -41,7 +41,7 @@ impl Unit {
     }
 }
 
-const PERCENTILE_FAMILIES: [&str; 3] = ["latency", "ttft", "itl"];
+const PERCENTILE_FAMILIES: [&str; 5] = ["latency", "service_time", "ttft", "itl", "tpot"];
 const PERCENTILE_SUFFIXES: [&str; 7] = ["p50", "p90", "p99", "p999", "max", "mean", "min"];
 
 /// The bound and unit of a metric that can carry a budget, or `None` if the name is unknown.
@@ -59,10 +59,10 @@ pub fn describe(metric: &str) -> Option<(Bound, Unit)> {
             .then_some((Bound::AtMost, Unit::Count));
     }
     Some(match metric {
-        "success_rate" => (Bound::AtLeast, Unit::Percent),
-        "throughput" | "output_tokens_per_s" => (Bound::AtLeast, Unit::PerSecond),
+        "success_rate" | "goodput_rate" => (Bound::AtLeast, Unit::Percent),
+        "throughput" | "goodput" | "output_tokens_per_s" => (Bound::AtLeast, Unit::PerSecond),
         "requests" | "ok" => (Bound::AtLeast, Unit::Count),
-        "failed" | "queue_depth_max" | "shed" => (Bound::AtMost, Unit::Count),
+        "failed" | "dropped" | "queue_depth_max" | "shed" => (Bound::AtMost, Unit::Count),
         _ => return None,
     })
 }

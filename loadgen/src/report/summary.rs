@@ -30,6 +30,7 @@ impl Summary {
         totals: &Totals,
         load_time: Duration,
         streaming: bool,
+        open_model: bool,
         forwarder: Option<ForwarderFigures>,
     ) -> Summary {
         let all = &totals.all;
@@ -38,6 +39,7 @@ impl Summary {
         s.push("requests", Some(requests as f64), "count");
         s.push("ok", Some(all.ok as f64), "count");
         s.push("failed", Some(all.failed_total() as f64), "count");
+        s.push("dropped", Some(all.dropped as f64), "count");
         for class in ErrorClass::ALL {
             s.push(
                 &format!("failed_{}", class.name()),
@@ -45,15 +47,21 @@ impl Summary {
                 "count",
             );
         }
-        let rate = (requests > 0).then(|| all.ok as f64 * 100.0 / requests as f64);
-        s.push("success_rate", rate, "%");
+        let share = |n: u64| (requests > 0).then(|| n as f64 * 100.0 / requests as f64);
+        s.push("success_rate", share(all.ok), "%");
         let seconds = load_time.as_secs_f64();
         let per_second = |n: u64| (seconds > 0.0).then(|| n as f64 / seconds);
         s.push("throughput", per_second(requests), "req/s");
+        s.push("goodput", per_second(all.good), "req/s");
+        s.push("goodput_rate", share(all.good), "%");
         s.push_latency("latency", &all.latency);
+        if open_model {
+            s.push_latency("service_time", &all.service_time);
+        }
         if streaming {
             s.push_latency("ttft", &all.ttft);
             s.push_latency("itl", &all.inter_token);
+            s.push_latency("tpot", &all.tpot);
             s.push("output_tokens", Some(all.output_tokens as f64), "count");
             s.push(
                 "output_tokens_per_s",

@@ -16,6 +16,8 @@ pub struct TimeseriesWriter {
 pub struct Tick<'a> {
     pub elapsed_s: f64,
     pub users: u32,
+    /// Arrivals per second wanted (open model).
+    pub target_rate: Option<f64>,
     pub interval: &'a Interval,
     pub seconds: f64,
     pub forwarder: Option<ForwarderFigures>,
@@ -24,7 +26,7 @@ pub struct Tick<'a> {
 impl TimeseriesWriter {
     pub fn create(path: &Path) -> std::io::Result<TimeseriesWriter> {
         let mut out = BufWriter::new(File::create(path)?);
-        let mut header = String::from("elapsed_s,users,requests,ok,failed");
+        let mut header = String::from("elapsed_s,users,target_rate,requests,ok,failed,dropped");
         for class in ErrorClass::ALL {
             header.push_str(",failed_");
             header.push_str(class.name());
@@ -40,13 +42,17 @@ impl TimeseriesWriter {
 
     pub fn write(&mut self, tick: &Tick) -> std::io::Result<()> {
         let i = tick.interval;
+        let rate = tick
+            .target_rate
+            .map_or_else(String::new, |r| format!("{r:.1}"));
         let mut row = format!(
-            "{:.1},{},{},{},{}",
+            "{:.1},{},{rate},{},{},{},{}",
             tick.elapsed_s,
             tick.users,
             i.requests(),
             i.ok,
-            i.failed_total()
+            i.failed_total(),
+            i.dropped
         );
         for class in ErrorClass::ALL {
             row.push_str(&format!(",{}", i.failed[class.index()]));

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::RunError;
-use crate::engine::{Phase, request::RequestTemplate, run_closed};
+use crate::engine::{Drive, Level, Phase, drive, request::RequestTemplate};
 use crate::report::budget::Verdict;
 use crate::report::summary::{Summary, format_value};
 use crate::report::timeseries::{Tick, TimeseriesWriter};
@@ -38,19 +37,21 @@ pub async fn run_load(
         .map_err(|e| io_err("timeseries.csv", e))?;
 
     let recorder = Arc::new(Recorder::default());
-    let users = Arc::new(AtomicU32::new(0));
+    let level = Arc::new(Level::default());
     let phase = Arc::new(watch::channel(Phase::Running).0);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let engine = tokio::spawn(run_closed(
-        plan.load.clone(),
+    let engine = tokio::spawn(drive(Drive {
+        plan: plan.load.clone(),
         template,
-        addr,
-        plan.request.timeout.0,
-        recorder.clone(),
-        users.clone(),
-        phase.clone(),
-        stop_rx,
-    ));
+        target: addr,
+        timeout: plan.request.timeout.0,
+        slo: plan.slo,
+        recorder: recorder.clone(),
+        level: level.clone(),
+        phase: phase.clone(),
+        stop: stop_rx,
+    }));
+    let open = plan.load.is_open();
     let mut progress = Progress::new(
         plan.load.total_duration(),
         plan.report.progress_interval.0,
@@ -73,7 +74,8 @@ pub async fn run_load(
         };
         let now = Instant::now();
         let interval = recorder.take();
-        let current_users = users.load(Ordering::Relaxed);
+        let current = level.get();
+        let current_users = if open { 0 } else { current.round() as u32 };
         totals.peak_users = totals.peak_users.max(current_users);
         let figures = *latest.lock().unwrap_or_else(|p| p.into_inner());
         let seconds = (now - last_tick).as_secs_f64();
@@ -82,6 +84,7 @@ pub async fn run_load(
             .write(&Tick {
                 elapsed_s: (now - started).as_secs_f64(),
                 users: current_users,
+                target_rate: open.then_some(current),
                 interval: &interval,
                 seconds,
                 forwarder: figures,
@@ -131,7 +134,7 @@ pub async fn run_load(
         None => None,
     };
 
-    let summary = Summary::new(&totals, load_time, plan.request.stream, final_figures);
+    let summary = Summary::new(&totals, load_time, plan.request.stream, open, final_figures);
     summary
         .write_csv(&dir.join("summary.csv"))
         .map_err(|e| io_err("summary.csv", e))?;

@@ -17,7 +17,7 @@ pub use validate::{FILE_RESERVE, validate};
 
 use crate::report::budget::Budget;
 use distribution::DurationDist;
-use schema::{Protocol, ReportSpec, RequestSpec, StackSpec};
+use schema::{Arrivals, Protocol, ReportSpec, RequestSpec, StackSpec};
 
 /// A scenario checked and resolved, ready to run.
 #[derive(Debug)]
@@ -29,20 +29,37 @@ pub struct Plan {
     /// An explicit target; `None` means "the forwarder (or single backend) the stack starts".
     pub target: Option<http::Uri>,
     pub request: RequestSpec,
+    /// Per-request objectives for goodput.
+    pub slo: crate::engine::slo::Slo,
     pub load: LoadPlan,
     pub budgets: Vec<Budget>,
     pub report: ReportSpec,
 }
 
+/// How load is generated.
+#[derive(Debug, Clone)]
+pub enum Model {
+    /// Virtual users; levels are user counts.
+    Closed {
+        think_time: DurationDist,
+        stagger: bool,
+    },
+    /// Arrivals; levels are requests per second.
+    Open {
+        arrivals: Arrivals,
+        max_inflight: u32,
+    },
+}
+
 /// The load shape, in absolute durations after any `--duration` squeeze.
 #[derive(Debug, Clone)]
 pub struct LoadPlan {
-    pub start_users: u32,
+    pub model: Model,
+    /// Level (users or rate) at the start of the first stage.
+    pub start: f64,
     pub stages: Vec<Stage>,
-    pub think_time: DurationDist,
-    pub stagger: bool,
     pub protocol: Protocol,
-    /// Shared connections for HTTP/2; for HTTP/1.1 each user has its own.
+    /// Shared connections (HTTP/2, or an HTTP/1.1 pool); 0 means one per closed-model user.
     pub connections: u32,
     pub graceful_stop: Duration,
 }
@@ -50,35 +67,99 @@ pub struct LoadPlan {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Stage {
     pub duration: Duration,
-    pub users: u32,
+    /// Users (closed) or arrivals per second (open) at the end of the stage.
+    pub target: f64,
+    /// Jump to `target` at the stage's start instead of ramping.
+    pub step: bool,
 }
 
 impl LoadPlan {
+    pub fn is_open(&self) -> bool {
+        matches!(self.model, Model::Open { .. })
+    }
+
     pub fn total_duration(&self) -> Duration {
         self.stages.iter().map(|s| s.duration).sum()
     }
 
-    pub fn peak_users(&self) -> u32 {
+    /// Highest level: peak users (closed) or peak rate (open).
+    pub fn peak(&self) -> f64 {
         self.stages
             .iter()
-            .map(|s| s.users)
-            .fold(self.start_users, u32::max)
+            .map(|s| s.target)
+            .fold(self.start, f64::max)
     }
 
-    /// Users wanted `elapsed` into the run: each stage ramps linearly from the previous level.
-    pub fn users_at(&self, elapsed: Duration) -> u32 {
-        let mut from = self.start_users as f64;
+    /// Peak users of the closed model (0 for the open model).
+    pub fn peak_users(&self) -> u32 {
+        if self.is_open() {
+            0
+        } else {
+            self.peak().round() as u32
+        }
+    }
+
+    /// The level wanted `elapsed` into the run: linear within a stage, or a step at its start.
+    pub fn level_at(&self, elapsed: Duration) -> f64 {
+        let mut from = self.start;
         let mut stage_start = Duration::ZERO;
         for stage in &self.stages {
             let end = stage_start + stage.duration;
             if elapsed < end {
+                if stage.step {
+                    return stage.target;
+                }
                 let into = (elapsed - stage_start).as_secs_f64() / stage.duration.as_secs_f64();
-                return (from + (stage.users as f64 - from) * into).round() as u32;
+                return from + (stage.target - from) * into;
             }
-            from = stage.users as f64;
+            from = stage.target;
             stage_start = end;
         }
-        self.stages.last().map_or(self.start_users, |s| s.users)
+        self.stages.last().map_or(self.start, |s| s.target)
+    }
+
+    /// The open model's next arrival after `from`: the time at which the area under the rate
+    /// curve since `from` reaches `work` arrivals (1 for evenly spaced arrivals, an Exp(1) draw
+    /// for Poisson). Exact for linear ramps and steps; `None` past the last stage.
+    pub fn next_arrival(&self, from: Duration, mut work: f64) -> Option<Duration> {
+        let mut level_before = self.start;
+        let mut stage_start = Duration::ZERO;
+        for stage in &self.stages {
+            let stage_end = stage_start + stage.duration;
+            let (a, b) = if stage.step {
+                (stage.target, stage.target)
+            } else {
+                (level_before, stage.target)
+            };
+            level_before = stage.target;
+            if from >= stage_end {
+                stage_start = stage_end;
+                continue;
+            }
+            let x = from.max(stage_start);
+            let slope = (b - a) / stage.duration.as_secs_f64();
+            let rate_at_x = a + slope * (x - stage_start).as_secs_f64();
+            let remaining = (stage_end - x).as_secs_f64();
+            let area = rate_at_x * remaining + slope / 2.0 * remaining * remaining;
+            if area >= work {
+                // Solve rate_at_x * h + slope / 2 * h^2 = work for the smallest h >= 0.
+                let h = if slope.abs() < 1e-12 {
+                    work / rate_at_x
+                } else {
+                    let disc = (rate_at_x * rate_at_x + 2.0 * slope * work).max(0.0);
+                    (disc.sqrt() - rate_at_x) / slope
+                };
+                return Some(x + Duration::from_secs_f64(h.clamp(0.0, remaining)));
+            }
+            work -= area;
+            stage_start = stage_end;
+        }
+        None
+    }
+
+    /// Users wanted `elapsed` into a closed-model run.
+    pub fn users_at(&self, elapsed: Duration) -> u32 {
+        self.level_at(elapsed).round() as u32
     }
 
     /// Scales every stage so the whole load takes `total` (the `--duration` squeeze).
@@ -91,6 +172,78 @@ impl LoadPlan {
         for stage in &mut self.stages {
             stage.duration = stage.duration.mul_f64(factor);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_plan(start: f64, stages: &[(u64, f64, bool)]) -> LoadPlan {
+        LoadPlan {
+            model: Model::Open {
+                arrivals: Arrivals::Constant,
+                max_inflight: 1,
+            },
+            start,
+            stages: stages
+                .iter()
+                .map(|&(secs, target, step)| Stage {
+                    duration: Duration::from_secs(secs),
+                    target,
+                    step,
+                })
+                .collect(),
+            protocol: Protocol::Http1,
+            connections: 1,
+            graceful_stop: Duration::ZERO,
+        }
+    }
+
+    fn arrivals(plan: &LoadPlan) -> Vec<Duration> {
+        let mut at = Duration::ZERO;
+        std::iter::from_fn(|| {
+            at = plan.next_arrival(at, 1.0)?;
+            Some(at)
+        })
+        .collect()
+    }
+
+    #[test]
+    fn a_constant_rate_spaces_arrivals_evenly() {
+        let times = arrivals(&open_plan(10.0, &[(2, 10.0, false)]));
+        assert_eq!(times.len(), 20);
+        assert!((times[0].as_secs_f64() - 0.1).abs() < 1e-9);
+        assert!((times[19].as_secs_f64() - 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_ramp_from_zero_has_the_area_of_its_triangle() {
+        // 0 -> 10/s over 10 s: 50 arrivals, denser towards the end.
+        let times = arrivals(&open_plan(0.0, &[(10, 10.0, false)]));
+        assert_eq!(times.len(), 50);
+        assert!(
+            (times[0].as_secs_f64() - 2f64.sqrt()).abs() < 1e-6,
+            "first at sqrt(2 / slope)"
+        );
+        let first_half = times.iter().filter(|t| t.as_secs_f64() < 5.0).count();
+        assert_eq!(
+            first_half, 12,
+            "a quarter of the area lies in the first half"
+        );
+    }
+
+    #[test]
+    fn steps_and_idle_stages_are_honoured() {
+        // 1 s at 0/s, then a step to 5/s for 2 s, then back to 1/s for 2 s.
+        let times = arrivals(&open_plan(
+            0.0,
+            &[(1, 0.0, true), (2, 5.0, true), (2, 1.0, true)],
+        ));
+        assert_eq!(times.len(), 12);
+        assert!(times[0] > Duration::from_secs(1));
+        let in_spike = times.iter().filter(|t| t.as_secs_f64() <= 3.0).count();
+        assert_eq!(in_spike, 10);
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::distribution::DurationDist;
+use super::distribution::{DurationDist, NumberDist};
 use super::human::{HumanDuration, ScalarText};
 use crate::mock::MockProfile;
 
@@ -112,6 +112,17 @@ pub struct RequestSpec {
     pub max_tokens: Option<u32>,
     /// User messages, picked at random per request.
     pub prompts: Vec<String>,
+    /// A JSONL file of prompts (each line a JSON string or an object with a `prompt` field),
+    /// relative to the scenario file; added to `prompts`.
+    pub prompts_file: Option<Spanned<PathBuf>>,
+    /// A JSON body template with `{{user_id}}`, `{{prompt}}`, `{{model}}`, `{{max_tokens}}`,
+    /// `{{stream}}`, `{{request_id}}`; by default an OpenAI chat request.
+    pub body: Option<serde_json::Value>,
+    /// Draw each request's user id from this distribution (e.g. `zipf(10000, 1.1)`) instead of
+    /// using the virtual user's number (closed) or the arrival's (open).
+    pub user_ids: Option<NumberDist>,
+    /// Per-request objectives: a successful request within all of them counts towards goodput.
+    pub slo: SloSpec,
     /// Header carrying the virtual user's id (`user-<n>`), so gateways can route by user.
     pub user_id_header: String,
     pub headers: BTreeMap<String, String>,
@@ -127,11 +138,26 @@ impl Default for RequestSpec {
             stream: true,
             max_tokens: None,
             prompts: Vec::new(),
+            prompts_file: None,
+            body: None,
+            user_ids: None,
+            slo: SloSpec::default(),
             user_id_header: "x-user-id".to_owned(),
             headers: BTreeMap::new(),
             timeout: HumanDuration(Duration::from_secs(60)),
         }
     }
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SloSpec {
+    /// Time to first token at most.
+    pub ttft: Option<HumanDuration>,
+    /// Time per output token after the first at most.
+    pub tpot: Option<HumanDuration>,
+    /// Whole answer at most.
+    pub latency: Option<HumanDuration>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
@@ -140,6 +166,19 @@ pub enum LoadModel {
     /// Virtual users, each sending a request, waiting for the whole answer, thinking, again.
     #[default]
     Closed,
+    /// Requests arrive at a set rate whatever the answers do (k6's arrival-rate executors).
+    Open,
+}
+
+/// How the open model spaces its arrivals.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrivals {
+    /// Exponential gaps: independent arrivals, as real traffic has.
+    #[default]
+    Poisson,
+    /// Evenly spaced arrivals.
+    Constant,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,17 +186,25 @@ pub enum LoadModel {
 pub struct LoadSpec {
     #[serde(default)]
     pub model: LoadModel,
-    /// Users at the start of the first stage; each stage ramps linearly to its `users`.
+    /// Closed model: users at the start of the first stage.
     #[serde(default)]
     pub start_users: u32,
+    /// Open model: arrival rate at the start of the first stage (`50`, `50/s`, `3000/m`).
+    pub start_rate: Option<Spanned<ScalarText>>,
+    /// Each stage ramps linearly from the previous level to its `users` (closed) or `rate`
+    /// (open), or jumps there at once with `shape: step`.
     pub stages: Spanned<Vec<StageSpec>>,
-    /// Pause between a user's answer and its next request.
-    #[serde(default = "default_think_time")]
-    pub think_time: DurationDist,
-    /// A joining user first waits a random part of one think time, so users that join together
-    /// (a fast ramp, a squeezed run) do not send in one synchronised wave.
+    /// Closed model: pause between a user's answer and its next request.
+    pub think_time: Option<Spanned<DurationDist>>,
+    /// Closed model: a joining user first waits a random part of one think time, so users that
+    /// join together (a fast ramp, a squeezed run) do not send in one synchronised wave.
     #[serde(default)]
     pub stagger: bool,
+    /// Open model: how arrivals are spaced.
+    #[serde(default)]
+    pub arrivals: Arrivals,
+    /// Open model: requests in flight at most; a scheduled request beyond it is `dropped`.
+    pub max_inflight: Option<Spanned<u32>>,
     #[serde(default = "default_connections")]
     pub connections: Spanned<ConnectionSpec>,
     /// At the end, how long in-flight requests may finish before they are counted `interrupted`.
@@ -169,25 +216,36 @@ fn default_connections() -> Spanned<ConnectionSpec> {
     unspanned(ConnectionSpec::default())
 }
 
-fn default_think_time() -> DurationDist {
-    DurationDist::constant(Duration::from_secs(1))
-}
-
 fn default_graceful_stop() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))
+}
+
+/// How a stage moves from the previous level to its own.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StageShape {
+    #[default]
+    Linear,
+    /// Jump to the stage's level at its start and hold it (spikes).
+    Step,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageSpec {
     pub duration: Spanned<HumanDuration>,
-    pub users: u32,
+    /// Closed model: virtual users at the end of the stage.
+    pub users: Option<u32>,
+    /// Open model: arrivals per second at the end of the stage (`100`, `100/s`, `6000/m`).
+    pub rate: Option<Spanned<ScalarText>>,
+    #[serde(default)]
+    pub shape: StageShape,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
-    /// HTTP/1.1 keep-alive, one connection per virtual user.
+    /// HTTP/1.1 keep-alive.
     #[default]
     Http1,
     /// h2c, all users multiplexed over a shared pool of `count` connections.
@@ -198,7 +256,9 @@ pub enum Protocol {
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectionSpec {
     pub protocol: Protocol,
-    /// Shared connections (HTTP/2 only).
+    /// Shared connections. HTTP/2: streams are multiplexed over them (default 64). HTTP/1.1:
+    /// a pool each request borrows from (waiting when all are busy); without it, closed-model
+    /// users each own a connection and the open model uses 64.
     pub count: Option<u32>,
 }
 

@@ -1,11 +1,14 @@
 //! Cross-field rules that serde cannot express, applied to a parsed scenario to make a [`Plan`].
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde_saphyr::{Location, Spanned};
 
-use super::schema::{Protocol, Scenario};
-use super::{LoadPlan, Plan, ScenarioError, Stage};
+use super::distribution::DurationDist;
+use super::schema::{LoadModel, Protocol, Scenario, StageShape};
+use super::{LoadPlan, Model, Plan, ScenarioError, Stage};
+use crate::engine::request::RequestTemplate;
 use crate::report::budget::Budget;
 
 /// Open files loadgen keeps for itself (children's pipes, logs, reports, the scrape client).
@@ -13,6 +16,12 @@ pub const FILE_RESERVE: u64 = 200;
 
 /// Most users one scenario may ask for; far beyond what one machine can drive.
 const MAX_USERS: u32 = 1_000_000;
+/// Highest arrival rate accepted, per second.
+const MAX_RATE: f64 = 10_000_000.0;
+/// Open model: requests in flight at most, unless the scenario says.
+const DEFAULT_MAX_INFLIGHT: u32 = 10_000;
+/// Shared connections (h2, or the open model's HTTP/1.1 pool) unless the scenario says.
+const DEFAULT_SHARED_CONNECTIONS: u32 = 64;
 
 /// Checks a parsed scenario; relative paths in it are resolved against the file's folder.
 pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> {
@@ -36,6 +45,7 @@ pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> 
     }
 
     let load = &scenario.load;
+    let open = load.model == LoadModel::Open;
     if load.stages.value.is_empty() {
         return Err(err(
             at(&load.stages),
@@ -45,55 +55,121 @@ pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> 
     }
     let mut stages = Vec::with_capacity(load.stages.value.len());
     for (i, stage) in load.stages.value.iter().enumerate() {
+        let field = |name: &str| format!("load.stages[{i}].{name}");
         if stage.duration.value.0.is_zero() {
             return Err(err(
                 at(&stage.duration),
-                &format!("load.stages[{i}].duration"),
+                &field("duration"),
                 "must be longer than zero".into(),
             ));
         }
-        if stage.users > MAX_USERS {
-            return Err(err(
-                at(&stage.duration),
-                &format!("load.stages[{i}].users"),
-                format!(
-                    "{} users is more than the {MAX_USERS} one run can drive",
-                    stage.users
-                ),
-            ));
-        }
+        let target = match (open, stage.users, &stage.rate) {
+            (false, Some(users), None) => {
+                if users > MAX_USERS {
+                    return Err(err(
+                        at(&stage.duration),
+                        &field("users"),
+                        format!("{users} users is more than the {MAX_USERS} one run can drive"),
+                    ));
+                }
+                f64::from(users)
+            }
+            (true, None, Some(rate)) => {
+                parse_rate(&rate.value.0).map_err(|m| err(at(rate), &field("rate"), m))?
+            }
+            (false, _, _) => {
+                return Err(err(
+                    at(&stage.duration),
+                    &field("users"),
+                    "each closed-model stage gives `users` (for arrivals per second use `model: open` and `rate`)".into(),
+                ));
+            }
+            (true, _, _) => {
+                return Err(err(
+                    at(&stage.duration),
+                    &field("rate"),
+                    "each open-model stage gives `rate` (arrivals per second), not `users`".into(),
+                ));
+            }
+        };
         stages.push(Stage {
             duration: stage.duration.value.0,
-            users: stage.users,
+            target,
+            step: stage.shape == StageShape::Step,
         });
     }
 
-    let connections = load.connections.value;
-    let count = match (connections.protocol, connections.count) {
-        (Protocol::Http1, Some(_)) => {
+    let model = if open {
+        if let Some(think) = &load.think_time {
             return Err(err(
-                at(&load.connections),
-                "load.connections.count",
-                "HTTP/1.1 gives each user its own connection; `count` applies to protocol: http2"
+                at(think),
+                "load.think_time",
+                "applies to the closed model; the open model's pace is its `rate`".into(),
+            ));
+        }
+        let max_inflight = load
+            .max_inflight
+            .as_ref()
+            .map_or(Ok(DEFAULT_MAX_INFLIGHT), |m| {
+                if m.value == 0 {
+                    Err(err(at(m), "load.max_inflight", "must be at least 1".into()))
+                } else {
+                    Ok(m.value)
+                }
+            })?;
+        Model::Open {
+            arrivals: load.arrivals,
+            max_inflight,
+        }
+    } else {
+        if let Some(m) = &load.max_inflight {
+            return Err(err(
+                at(m),
+                "load.max_inflight",
+                "applies to the open model; closed-model users each have one request in flight"
                     .into(),
             ));
         }
-        (Protocol::Http1, None) => 0,
-        (Protocol::Http2, None) => 64,
-        (Protocol::Http2, Some(0)) => {
+        let think_time = load.think_time.as_ref().map_or_else(
+            || DurationDist::constant(Duration::from_secs(1)),
+            |t| t.value.clone(),
+        );
+        Model::Closed {
+            think_time,
+            stagger: load.stagger,
+        }
+    };
+    let start = match (&load.start_rate, open) {
+        (Some(rate), true) => {
+            parse_rate(&rate.value.0).map_err(|m| err(at(rate), "load.start_rate", m))?
+        }
+        (Some(rate), false) => {
+            return Err(err(
+                at(rate),
+                "load.start_rate",
+                "applies to the open model; use start_users".into(),
+            ));
+        }
+        (None, _) => f64::from(load.start_users),
+    };
+
+    let connections = load.connections.value;
+    let count = match (connections.protocol, connections.count) {
+        (_, Some(0)) => {
             return Err(err(
                 at(&load.connections),
                 "load.connections.count",
                 "must be at least 1".into(),
             ));
         }
-        (Protocol::Http2, Some(n)) => n,
+        (_, Some(n)) => n,
+        (Protocol::Http1, None) if !open => 0,
+        (_, None) => DEFAULT_SHARED_CONNECTIONS,
     };
     let plan_load = LoadPlan {
-        start_users: load.start_users,
+        model,
+        start,
         stages,
-        think_time: load.think_time.clone(),
-        stagger: load.stagger,
         protocol: connections.protocol,
         connections: count,
         graceful_stop: load.graceful_stop.0,
@@ -107,10 +183,10 @@ pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> 
             written.or(at(&load.stages)),
             "load.connections",
             format!(
-                "{} users over HTTP/1.1 need {needed} connections, but this process may open only \
-                 {limit} files ({FILE_RESERVE} kept for loadgen itself); multiplex them with \
-                 `connections: {{ protocol: http2, count: 64 }}`",
-                plan_load.peak_users()
+                "{needed} connections are needed, but this process may open only {limit} files \
+                 ({FILE_RESERVE} kept for loadgen itself); multiplex the users with \
+                 `connections: {{ protocol: http2, count: 64 }}` or share an HTTP/1.1 pool \
+                 with `connections: {{ protocol: http1, count: 1000 }}`"
             ),
         ));
     }
@@ -182,7 +258,7 @@ pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> 
         }
     }
 
-    let request = scenario.request;
+    let mut request = scenario.request;
     if !request.path.value.starts_with('/') {
         return Err(err(
             at(&request.path),
@@ -190,6 +266,17 @@ pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> 
             "must start with '/'".into(),
         ));
     }
+    if let Some(file) = &request.prompts_file {
+        let base = path.parent().unwrap_or(Path::new("."));
+        let prompts = read_prompts(&base.join(&file.value))
+            .map_err(|m| err(at(file), "request.prompts_file", m))?;
+        request.prompts.extend(prompts);
+    }
+    // Build one request now, so a template or header that cannot work is bad input, not a
+    // failure in the middle of the run.
+    let probe_target: http::Uri = "http://localhost/".parse().expect("static URI");
+    RequestTemplate::new(&request, &probe_target, Protocol::Http1)
+        .map_err(|e| err(at(&request.path), e.field, e.message))?;
 
     let forwarder_scraped = stack.as_ref().is_some_and(|s| s.forwarder.enabled);
     let mut budgets = Vec::with_capacity(scenario.budgets.len());
@@ -215,11 +302,17 @@ pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> 
         budgets.push(budget);
     }
 
+    let slo = crate::engine::slo::Slo {
+        ttft: request.slo.ttft.map(|d| d.0),
+        tpot: request.slo.tpot.map(|d| d.0),
+        latency: request.slo.latency.map(|d| d.0),
+    };
     Ok(Plan {
         name,
         description: scenario.description,
         stack,
         target,
+        slo,
         request,
         load: plan_load,
         budgets,
@@ -230,10 +323,76 @@ pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> 
 impl LoadPlan {
     /// Sockets the engine will hold at the peak.
     pub fn connections_needed(&self) -> u64 {
-        match self.protocol {
-            Protocol::Http1 => u64::from(self.peak_users()),
-            Protocol::Http2 => u64::from(self.connections),
+        if self.connections == 0 {
+            u64::from(self.peak_users())
+        } else {
+            u64::from(self.connections)
         }
+    }
+}
+
+/// Reads prompts from a JSONL file: each non-empty line a JSON string or `{"prompt": "..."}`.
+fn read_prompts(file: &Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let mut prompts = Vec::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| format!("{}:{}: not JSON: {e}", file.display(), n + 1))?;
+        let prompt = match &value {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Object(o) => match o.get("prompt") {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                _ => {
+                    return Err(format!(
+                        "{}:{}: an object needs a string \"prompt\" field",
+                        file.display(),
+                        n + 1
+                    ));
+                }
+            },
+            _ => {
+                return Err(format!(
+                    "{}:{}: write a JSON string or {{\"prompt\": ...}}",
+                    file.display(),
+                    n + 1
+                ));
+            }
+        };
+        prompts.push(prompt);
+    }
+    if prompts.is_empty() {
+        return Err(format!("{} holds no prompts", file.display()));
+    }
+    Ok(prompts)
+}
+
+/// Reads an arrival rate: `100`, `100/s`, `6000/m`, `1/h`, as arrivals per second.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let (number, per) = match t.split_once('/') {
+        Some((n, unit)) => (n.trim(), unit.trim()),
+        None => (t, "s"),
+    };
+    let seconds = match per {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "{t:?}: write a rate like 100, 100/s, 6000/m or 10/h"
+            ));
+        }
+    };
+    match number.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && v / seconds <= MAX_RATE => Ok(v / seconds),
+        _ => Err(format!(
+            "{t:?}: write a rate like 100, 100/s, 6000/m (0 to {MAX_RATE}/s)"
+        )),
     }
 }
 

@@ -1,9 +1,12 @@
-//! One-second intervals of HDR histograms and counters, and the cumulative run totals.
+//! One-second intervals of HDR histograms and counters, recorded into per-thread shards and
+//! merged once a second, and the cumulative run totals.
 //!
-//! Recording takes one short lock per request (not per token); the reporter swaps the interval
-//! out once a second, so nothing is kept per request and memory stays flat over long runs.
+//! Recording takes one uncontended lock per request (not per token) on the recording thread's
+//! own shard; the reporter merges the shards each second, so nothing is kept per request and
+//! memory stays flat over long runs.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -22,11 +25,19 @@ pub fn new_histogram() -> Histogram<u64> {
 pub struct Interval {
     pub ok: u64,
     pub failed: [u64; ErrorClass::ALL.len()],
+    /// Scheduled requests the open model could not start (in-flight cap reached).
+    pub dropped: u64,
+    /// Successful requests that met every per-request SLO.
+    pub good: u64,
     pub output_tokens: u64,
-    /// Latency of successful requests.
+    /// Response time of successful requests (from the intended send time in the open model).
     pub latency: Histogram<u64>,
+    /// Service time of successful requests (from the actual send), open model only.
+    pub service_time: Histogram<u64>,
     pub ttft: Histogram<u64>,
     pub inter_token: Histogram<u64>,
+    /// Time per output token after the first, per request.
+    pub tpot: Histogram<u64>,
 }
 
 impl Default for Interval {
@@ -34,10 +45,14 @@ impl Default for Interval {
         Interval {
             ok: 0,
             failed: [0; ErrorClass::ALL.len()],
+            dropped: 0,
+            good: 0,
             output_tokens: 0,
             latency: new_histogram(),
+            service_time: new_histogram(),
             ttft: new_histogram(),
             inter_token: new_histogram(),
+            tpot: new_histogram(),
         }
     }
 }
@@ -48,28 +63,37 @@ fn micros(d: Duration) -> u64 {
 
 impl Interval {
     pub fn record(&mut self, outcome: &Outcome) {
-        match outcome.failure {
-            Some(class) => self.failed[class.index()] += 1,
-            None => {
-                self.ok += 1;
-                self.output_tokens += outcome.output_tokens;
-                self.latency.saturating_record(micros(outcome.latency));
-                if let Some(ttft) = outcome.ttft {
-                    self.ttft.saturating_record(micros(ttft));
-                }
-                for &gap in &outcome.inter_token_us {
-                    self.inter_token.saturating_record(gap.clamp(1, HIGHEST_US));
-                }
+        let Some(class) = outcome.failure else {
+            self.ok += 1;
+            self.good += u64::from(outcome.met_slo);
+            self.output_tokens += outcome.output_tokens;
+            self.latency.saturating_record(micros(outcome.latency));
+            if let Some(service) = outcome.service_time {
+                self.service_time.saturating_record(micros(service));
             }
-        }
+            if let Some(ttft) = outcome.ttft {
+                self.ttft.saturating_record(micros(ttft));
+            }
+            if let Some(tpot) =
+                outcome.time_per_output_token(outcome.service_time.unwrap_or(outcome.latency))
+            {
+                self.tpot.saturating_record(micros(tpot));
+            }
+            for &gap in &outcome.inter_token_us {
+                self.inter_token.saturating_record(gap.clamp(1, HIGHEST_US));
+            }
+            return;
+        };
+        self.failed[class.index()] += 1;
     }
 
     pub fn failed_total(&self) -> u64 {
         self.failed.iter().sum()
     }
 
+    /// Every request that ended in a counted outcome: ok + failed + dropped.
     pub fn requests(&self) -> u64 {
-        self.ok + self.failed_total()
+        self.ok + self.failed_total() + self.dropped
     }
 
     pub fn add(&mut self, other: &Interval) {
@@ -77,43 +101,99 @@ impl Interval {
         for (mine, theirs) in self.failed.iter_mut().zip(other.failed) {
             *mine += theirs;
         }
+        self.dropped += other.dropped;
+        self.good += other.good;
         self.output_tokens += other.output_tokens;
         // Same bounds on both sides, so adding cannot fail.
         let _ = self.latency.add(&other.latency);
+        let _ = self.service_time.add(&other.service_time);
         let _ = self.ttft.add(&other.ttft);
         let _ = self.inter_token.add(&other.inter_token);
+        let _ = self.tpot.add(&other.tpot);
+    }
+
+    /// Empties the interval in place, keeping its allocations.
+    fn clear(&mut self) {
+        self.ok = 0;
+        self.failed = [0; ErrorClass::ALL.len()];
+        self.dropped = 0;
+        self.good = 0;
+        self.output_tokens = 0;
+        for h in [
+            &mut self.latency,
+            &mut self.service_time,
+            &mut self.ttft,
+            &mut self.inter_token,
+            &mut self.tpot,
+        ] {
+            h.reset();
+        }
     }
 }
 
-/// Where workers record; shared by all of them.
-#[derive(Debug, Default)]
+/// Where workers record; shared by all of them. One shard per recording thread (modulo the
+/// shard count), so threads do not contend on a lock at high request rates.
+#[derive(Debug)]
 pub struct Recorder {
-    current: Mutex<Interval>,
+    shards: Box<[Mutex<Interval>]>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Recorder {
+            shards: (0..threads * 2)
+                .map(|_| Mutex::new(Interval::default()))
+                .collect(),
+        }
+    }
+}
+
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed);
 }
 
 impl Recorder {
     pub fn record(&self, outcome: &Outcome) {
-        self.lock().record(outcome);
+        self.with_shard(|interval| interval.record(outcome));
     }
 
-    /// Takes the interval recorded so far and starts a new one.
+    /// Counts a scheduled request that could not be started.
+    pub fn record_dropped(&self) {
+        self.with_shard(|interval| interval.dropped += 1);
+    }
+
+    fn with_shard(&self, f: impl FnOnce(&mut Interval)) {
+        let index = SHARD.with(|s| *s) % self.shards.len();
+        f(&mut lock(&self.shards[index]));
+    }
+
+    /// Takes everything recorded since the last call, merged, and starts afresh.
     pub fn take(&self) -> Interval {
-        std::mem::take(&mut *self.lock())
+        let mut merged = Interval::default();
+        for shard in self.shards.iter() {
+            let mut shard = lock(shard);
+            merged.add(&shard);
+            shard.clear();
+        }
+        merged
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Interval> {
-        // A worker that panicked mid-record leaves plain counters behind: still usable.
-        self.current
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+fn lock(shard: &Mutex<Interval>) -> std::sync::MutexGuard<'_, Interval> {
+    // A worker that panicked mid-record leaves plain counters behind: still usable.
+    shard
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The whole run so far.
 #[derive(Clone, Debug, Default)]
 pub struct Totals {
     pub all: Interval,
-    /// Highest user count reached.
+    /// Highest user count (closed model) reached.
     pub peak_users: u32,
 }
 
@@ -129,7 +209,8 @@ mod tests {
             ttft: Some(Duration::from_millis(5)),
             inter_token_us: vec![1000, 2000],
             output_tokens: 3,
-            failure: None,
+            met_slo: true,
+            ..Outcome::default()
         });
         recorder.record(&Outcome::failed(
             ErrorClass::Timeout,
@@ -139,13 +220,22 @@ mod tests {
             ErrorClass::Http5xx,
             Duration::from_millis(3),
         ));
+        recorder.record_dropped();
         let first = recorder.take();
         assert_eq!(
-            (first.ok, first.failed_total(), first.requests()),
-            (1, 2, 3)
+            (
+                first.ok,
+                first.failed_total(),
+                first.dropped,
+                first.requests()
+            ),
+            (1, 2, 1, 4)
         );
         assert_eq!(first.failed[ErrorClass::Timeout.index()], 1);
-        assert_eq!(first.inter_token.len(), 2);
+        assert_eq!(
+            (first.good, first.inter_token.len(), first.tpot.len()),
+            (1, 2, 1)
+        );
         assert_eq!(first.latency.len(), 1, "failures are counted, not timed");
         assert_eq!(
             recorder.take().requests(),
@@ -160,5 +250,28 @@ mod tests {
             (totals.ok, totals.failed_total(), totals.output_tokens),
             (2, 4, 6)
         );
+    }
+
+    #[test]
+    fn records_from_many_threads_are_all_merged() {
+        let recorder = std::sync::Arc::new(Recorder::default());
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let recorder = recorder.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        recorder.record(&Outcome {
+                            latency: Duration::from_millis(1),
+                            ..Outcome::default()
+                        });
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let merged = recorder.take();
+        assert_eq!((merged.ok, merged.latency.len()), (8000, 8000));
     }
 }

@@ -67,13 +67,20 @@ impl ErrorClass {
 pub struct Outcome {
     /// `None` for success.
     pub failure: Option<ErrorClass>,
-    /// From send to the end of the answer (the last byte of the stream).
+    /// Response time: from when the request was due (its intended send time in the open model,
+    /// its send time in the closed model) to the end of the answer. This is the view that does
+    /// not hide queueing in the load generator (coordinated omission).
     pub latency: Duration,
-    /// Time to the first content token, for streams.
+    /// Service time: from the actual send to the end of the answer. Set only where it can differ
+    /// from `latency` (the open model).
+    pub service_time: Option<Duration>,
+    /// Time from the actual send to the first content token, for streams.
     pub ttft: Option<Duration>,
     /// Gaps between successive content tokens, in microseconds.
     pub inter_token_us: Vec<u64>,
     pub output_tokens: u64,
+    /// Whether a successful request also met every per-request SLO of the scenario (goodput).
+    pub met_slo: bool,
 }
 
 impl Outcome {
@@ -83,5 +90,39 @@ impl Outcome {
             latency,
             ..Outcome::default()
         }
+    }
+
+    /// Time per output token after the first: (E2E - TTFT) / (tokens - 1), the vLLM definition.
+    pub fn time_per_output_token(&self, e2e: Duration) -> Option<Duration> {
+        let ttft = self.ttft?;
+        (self.output_tokens > 1).then(|| {
+            e2e.saturating_sub(ttft) / (self.output_tokens - 1).min(u64::from(u32::MAX)) as u32
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tpot_follows_the_vllm_definition() {
+        let o = Outcome {
+            ttft: Some(Duration::from_millis(100)),
+            output_tokens: 11,
+            ..Outcome::default()
+        };
+        assert_eq!(
+            o.time_per_output_token(Duration::from_millis(600)),
+            Some(Duration::from_millis(50))
+        );
+        let single = Outcome {
+            output_tokens: 1,
+            ..o.clone()
+        };
+        assert_eq!(
+            single.time_per_output_token(Duration::from_millis(600)),
+            None
+        );
     }
 }

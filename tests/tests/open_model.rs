@@ -1,0 +1,108 @@
+//! The open model end to end: arrivals keep their schedule whatever the target does, latency
+//! counts from the intended send time, and requests beyond the in-flight cap are dropped — and
+//! counted.
+
+use std::time::Duration;
+
+use e2e::*;
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+/// A scenario with one mock backend answering after `delay`, load straight to it.
+fn open_scenario(name: &str, delay: &str, load: &str) -> String {
+    format!(
+        "name: {name}\n\
+         stack:\n  backends:\n    count: 1\n    profile: {{ ttft: {delay}, tokens_per_s: 1000, output_tokens: 1 }}\n  \
+         forwarder: {{ enabled: false }}\n\
+         request: {{ stream: false }}\n\
+         load:\n  model: open\n{load}"
+    )
+}
+
+fn summary_of(text: &str) -> std::collections::BTreeMap<String, Option<f64>> {
+    let (dir, scenario) = write_scenario(text);
+    let out = dir.path().join("report");
+    let run = loadgen_run(&scenario, &out, &[], LIMIT);
+    assert_eq!(
+        run.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout,
+        run.stderr
+    );
+    read_summary(&out)
+}
+
+#[test]
+fn a_constant_rate_sends_the_scheduled_number_of_requests() {
+    let s = summary_of(&open_scenario(
+        "rate",
+        "5ms",
+        "  arrivals: constant\n  start_rate: 40\n  stages:\n    - { duration: 2s, rate: 40 }\n  connections: { protocol: http1, count: 8 }\n",
+    ));
+    let get = |m: &str| s[m].unwrap();
+    // 40/s for 2 s, evenly spaced: exactly 80 arrivals.
+    assert_eq!(get("requests"), 80.0);
+    assert_eq!(get("requests"), get("ok") + get("failed") + get("dropped"));
+    assert_eq!(get("dropped"), 0.0);
+}
+
+#[test]
+fn latency_counts_from_the_intended_time_and_service_time_from_the_send() {
+    // One connection, 100 ms answers, 20 arrivals/s: twice what it can serve, so requests queue
+    // in loadgen. Service time stays ~100 ms; response time grows with the queue.
+    let s = summary_of(&open_scenario(
+        "co",
+        "100ms",
+        "  arrivals: constant\n  start_rate: 20\n  stages:\n    - { duration: 2s, rate: 20 }\n  connections: { protocol: http1, count: 1 }\n",
+    ));
+    let get = |m: &str| s[m].unwrap();
+    assert_eq!(get("requests"), 40.0);
+    assert!(
+        get("service_time_p99") < 250.0,
+        "service time {}",
+        get("service_time_p99")
+    );
+    assert!(
+        get("service_time_p50") >= 95.0,
+        "service time {}",
+        get("service_time_p50")
+    );
+    // The 40th request is due at 2 s but served after ~4 s: ~2 s of queueing.
+    assert!(
+        get("latency_max") > 1500.0,
+        "corrected max {}",
+        get("latency_max")
+    );
+    assert!(get("latency_p99") > 5.0 * get("service_time_p99"));
+}
+
+#[test]
+fn requests_beyond_the_in_flight_cap_are_dropped_and_counted() {
+    let s = summary_of(&open_scenario(
+        "dropped",
+        "400ms",
+        "  arrivals: constant\n  start_rate: 50\n  stages:\n    - { duration: 1s, rate: 50 }\n  max_inflight: 2\n  connections: { protocol: http2, count: 1 }\n",
+    ));
+    let get = |m: &str| s[m].unwrap();
+    assert_eq!(get("requests"), 50.0, "every scheduled arrival is counted");
+    assert_eq!(get("requests"), get("ok") + get("failed") + get("dropped"));
+    assert!(
+        get("dropped") >= 40.0,
+        "2 in flight of 400 ms cover ~5 arrivals: {}",
+        get("dropped")
+    );
+    assert!(get("ok") >= 2.0);
+}
+
+#[test]
+fn poisson_arrivals_average_the_rate() {
+    let s = summary_of(&open_scenario(
+        "poisson",
+        "2ms",
+        "  arrivals: poisson\n  start_rate: 200\n  stages:\n    - { duration: 2s, rate: 200 }\n  connections: { protocol: http2, count: 4 }\n",
+    ));
+    let requests = s["requests"].unwrap();
+    // 400 expected; Poisson's standard deviation is 20: allow 5 of them.
+    assert!((300.0..=500.0).contains(&requests), "{requests} arrivals");
+}
