@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use loadgen::{exit, mock, run, scenario};
@@ -20,31 +19,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a scenario: start its stack, drive the load, write reports, judge the budgets.
-    Run {
-        /// The scenario file (YAML).
-        scenario: PathBuf,
-        /// Squeeze the whole scenario (all stages) into this long, e.g. 1m.
-        #[arg(long, value_parser = parse_duration)]
-        duration: Option<Duration>,
-        /// Write the reports into this folder instead of reports/<name>-<UTC time>/.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// No full-screen display (progress lines only).
-        #[arg(long)]
-        no_tui: bool,
-        /// Allow a target outside the loopback range.
-        #[arg(long)]
-        allow_remote: bool,
-    },
+    /// Run a scenario (or an ad-hoc load with --target): drive the load, write reports, judge budgets.
+    Run(Box<run::RunArgs>),
     /// Check a scenario file without running it.
     Validate { scenario: PathBuf },
     /// Serve the mock OpenAI-compatible LLM backend.
     Mock(mock::MockArgs),
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    scenario::human::parse_duration(text)
 }
 
 fn main() -> ExitCode {
@@ -72,28 +52,13 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async move {
         match cli.command {
-            Command::Run {
-                scenario,
-                duration,
-                out,
-                no_tui,
-                allow_remote,
-            } => {
-                let options = run::RunOptions {
-                    scenario,
-                    duration,
-                    out,
-                    no_tui,
-                    allow_remote,
-                };
-                match run::run(options).await {
-                    Ok(code) => code,
-                    Err(e) => {
-                        eprintln!("loadgen: {e}");
-                        e.exit_code()
-                    }
+            Command::Run(args) => match run::run(*args).await {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("loadgen: {e}");
+                    e.exit_code()
                 }
-            }
+            },
             Command::Validate { scenario: path } => {
                 run::limits::raise_open_files();
                 match scenario::load(&path) {

@@ -1,6 +1,7 @@
 //! `loadgen run`: load the scenario, start the stack, drive the load, write the reports, judge
 //! the budgets, stop the stack — and map what happened to the exit code.
 
+mod adhoc;
 pub mod limits;
 mod live;
 
@@ -13,16 +14,31 @@ use crate::report::{budget::Verdict, run_dir};
 use crate::scenario::{self, Plan, human::format_duration, schema::Protocol};
 use crate::stack::Stack;
 
-/// What the command line asked for.
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
-    pub scenario: PathBuf,
-    /// Squeeze the whole scenario into this long.
+/// What the command line asked for: a scenario file, or an ad-hoc load on `--target`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RunArgs {
+    /// The scenario file (YAML).
+    #[arg(required_unless_present = "target", conflicts_with = "target")]
+    pub scenario: Option<PathBuf>,
+    /// Squeeze the whole scenario (all stages) into this long, e.g. 1m; with --target, how long
+    /// to run.
+    #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// Write the reports into this folder instead of reports/<name>-<UTC time>/.
+    #[arg(long)]
     pub out: Option<PathBuf>,
+    /// No full-screen display (progress lines only).
+    #[arg(long)]
     pub no_tui: bool,
     /// Allow a target outside the loopback range.
+    #[arg(long)]
     pub allow_remote: bool,
+    #[command(flatten)]
+    pub adhoc: adhoc::AdHocArgs,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    scenario::human::parse_duration(text)
 }
 
 /// Why a run ended without a verdict.
@@ -44,18 +60,30 @@ impl RunError {
 }
 
 /// Runs a scenario to its verdict; `Ok` carries the exit code (0 all budgets met, 1 one missed).
-pub async fn run(options: RunOptions) -> Result<i32, RunError> {
+pub async fn run(options: RunArgs) -> Result<i32, RunError> {
     limits::raise_open_files();
-    let mut plan =
-        scenario::load(&options.scenario).map_err(|e| RunError::BadInput(e.to_string()))?;
-    if let Some(total) = options.duration {
-        if total.is_zero() {
+    if options.duration.is_some_and(|d| d.is_zero()) {
+        return Err(RunError::BadInput(
+            "--duration must be longer than zero".into(),
+        ));
+    }
+    let plan = match (&options.scenario, &options.adhoc.target) {
+        (Some(path), _) => {
+            let mut plan = scenario::load(path).map_err(|e| RunError::BadInput(e.to_string()))?;
+            if let Some(total) = options.duration {
+                plan.load.squeeze(total);
+            }
+            plan
+        }
+        (None, Some(_)) => {
+            adhoc::plan(&options.adhoc, options.duration).map_err(RunError::BadInput)?
+        }
+        (None, None) => {
             return Err(RunError::BadInput(
-                "--duration must be longer than zero".into(),
+                "give a scenario file or --target URL".into(),
             ));
         }
-        plan.load.squeeze(total);
-    }
+    };
     // A relative report dir is taken from where loadgen runs, like every other tool's output.
     let base = plan.report.dir.clone();
     let dir = run_dir::create(&base, &plan.name, options.out.as_deref()).map_err(|e| {
@@ -102,7 +130,11 @@ pub async fn run(options: RunOptions) -> Result<i32, RunError> {
         );
         Ok(exit::BUDGET_FAILED)
     } else {
-        println!("result: PASS ({} budgets met)", verdicts.len());
+        println!(
+            "result: PASS ({} of {} budgets met)",
+            verdicts.len(),
+            verdicts.len()
+        );
         Ok(exit::OK)
     }
 }
@@ -111,7 +143,7 @@ pub async fn run(options: RunOptions) -> Result<i32, RunError> {
 async fn drive(
     plan: &Plan,
     stack: Option<&Stack>,
-    options: &RunOptions,
+    options: &RunArgs,
     dir: &std::path::Path,
 ) -> Result<Vec<Verdict>, RunError> {
     let target: http::Uri = match (&plan.target, stack.and_then(Stack::entry)) {
