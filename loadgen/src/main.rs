@@ -64,11 +64,11 @@ fn main() -> ExitCode {
                 match scenario::load(&path) {
                     Ok(plan) => {
                         println!(
-                            "{}: ok ({} stages, {} budgets, up to {} users)",
+                            "{}: ok ({} stages, {} budgets, up to {})",
                             path.display(),
                             plan.load.stages.len(),
                             plan.budgets.len(),
-                            plan.load.peak_users()
+                            plan.load.describe_peak()
                         );
                         exit::OK
                     }

@@ -97,6 +97,7 @@ pub async fn run_load(
         progress.update(&Snapshot {
             elapsed: now - started,
             users: current_users,
+            rate: open.then_some(current),
             throughput: if seconds > 0.0 {
                 interval.requests() as f64 / seconds
             } else {

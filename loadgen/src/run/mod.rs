@@ -191,16 +191,18 @@ async fn resolve(target: &http::Uri, allow_remote: bool) -> Result<SocketAddr, R
 
 fn print_header(plan: &Plan, dir: &std::path::Path) {
     let load = &plan.load;
-    let connections = match load.protocol {
-        Protocol::Http1 => "HTTP/1.1, a connection per user".to_owned(),
-        Protocol::Http2 => format!("h2c over {} shared connections", load.connections),
+    let connections = match (load.protocol, load.connections) {
+        (Protocol::Http1, 0) => "HTTP/1.1, a connection per user".to_owned(),
+        (Protocol::Http1, n) => format!("HTTP/1.1 over a pool of {n} connections"),
+        (Protocol::Http2, n) => format!("h2c over {n} shared connections"),
     };
+    let model = if load.is_open() { "open" } else { "closed" };
     println!(
-        "scenario {}: {} stage(s) over {}, up to {} users, {connections}",
+        "scenario {}: {model} model, {} stage(s) over {}, up to {}, {connections}",
         plan.name,
         load.stages.len(),
         format_duration(load.total_duration()),
-        load.peak_users()
+        load.describe_peak()
     );
     println!("writing reports to {}", dir.display());
 }

@@ -90,6 +90,15 @@ impl LoadPlan {
             .fold(self.start, f64::max)
     }
 
+    /// The peak in words: `20000 users` or `300 req/s`.
+    pub fn describe_peak(&self) -> String {
+        if self.is_open() {
+            format!("{} req/s", self.peak())
+        } else {
+            format!("{} users", self.peak_users())
+        }
+    }
+
     /// Peak users of the closed model (0 for the open model).
     pub fn peak_users(&self) -> u32 {
         if self.is_open() {

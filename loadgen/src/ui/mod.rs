@@ -10,6 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct Snapshot {
     pub elapsed: Duration,
     pub users: u32,
+    /// The open model's wanted arrivals per second (shown instead of users).
+    pub rate: Option<f64>,
     pub throughput: f64,
     pub ok: u64,
     pub failed: u64,
@@ -22,9 +24,12 @@ pub struct Snapshot {
 impl Snapshot {
     fn line(&self) -> String {
         let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}ms"));
+        let level = match self.rate {
+            Some(rate) => format!("rate {rate:>6.0}/s"),
+            None => format!("users {:>6}", self.users),
+        };
         let mut line = format!(
-            "users {:>6}  {:>8.1} req/s  ok {:>9}  failed {:>7}  p99 {:>7}",
-            self.users,
+            "{level}  {:>8.1} req/s  ok {:>9}  failed {:>7}  p99 {:>7}",
             self.throughput,
             self.ok,
             self.failed,
