@@ -333,16 +333,36 @@ async fn read_whole(body: &mut Incoming, outcome: &mut Outcome) -> Result<(), Er
         .await
         .map_err(|_| ErrorClass::StreamCut)?
         .to_bytes();
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        usage: Option<Usage>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Usage {
-        completion_tokens: Option<u64>,
-    }
-    if let Ok(answer) = serde_json::from_slice::<Answer>(&collected) {
-        outcome.output_tokens = answer.usage.and_then(|u| u.completion_tokens).unwrap_or(0);
-    }
+    outcome.output_tokens = completion_tokens(&collected).unwrap_or(0);
     Ok(())
+}
+
+/// `usage.completion_tokens` of an OpenAI answer, found without parsing the whole JSON: this
+/// runs once per request on the hot path, and answers can be large.
+fn completion_tokens(body: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b"\"completion_tokens\"";
+    let at = body.windows(KEY.len()).rposition(|w| w == KEY)? + KEY.len();
+    let rest = &body[at..];
+    let start = rest
+        .iter()
+        .position(|b| !matches!(b, b' ' | b':' | b'\t' | b'\n' | b'\r'))?;
+    let digits = rest[start..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    std::str::from_utf8(&rest[start..start + digits])
+        .ok()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn completion_tokens_are_read_from_the_usage() {
+        let body = br#"{"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":5, "completion_tokens" : 17,"total_tokens":22}}"#;
+        assert_eq!(super::completion_tokens(body), Some(17));
+        assert_eq!(super::completion_tokens(b"{}"), None);
+        assert_eq!(super::completion_tokens(b"not json"), None);
+    }
 }
