@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use loadgen::{exit, mock, run, scenario};
+use loadgen::{compare, exit, mock, run, scenario};
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +25,10 @@ enum Command {
     Validate { scenario: PathBuf },
     /// Serve the mock OpenAI-compatible LLM backend.
     Mock(mock::MockArgs),
+    /// Compare two runs' reports; exit 1 if NEW regressed beyond tolerance, 2 on bad input.
+    Compare(compare::CompareArgs),
+    /// Print a run folder's summary and render its report.html again.
+    Report { dir: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -78,6 +82,26 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            Command::Compare(args) => match compare::run(&args) {
+                Ok((text, code)) => {
+                    print!("{text}");
+                    code
+                }
+                Err(e) => {
+                    eprintln!("loadgen compare: {e}");
+                    compare::BAD_INPUT
+                }
+            },
+            Command::Report { dir } => match loadgen::report::rerender::run(&dir) {
+                Ok(text) => {
+                    print!("{text}");
+                    exit::OK
+                }
+                Err(e) => {
+                    eprintln!("loadgen report: {e}");
+                    exit::BAD_INPUT
+                }
+            },
             Command::Mock(args) => match mock::run(args).await {
                 Ok(()) => exit::OK,
                 Err(e) => {

@@ -276,7 +276,11 @@ impl Server {
         });
         let addr = first
             .last()
-            .and_then(|l| l.strip_prefix("listening on http://"))
+            .and_then(|l| {
+                let rest = l.strip_prefix("listening on ")?;
+                rest.strip_prefix("http://")
+                    .or_else(|| rest.strip_prefix("https://"))
+            })
             .and_then(|a| a.parse().ok())
             .expect("listening address");
         // Keep draining so the server never blocks on a full pipe.
@@ -378,4 +382,30 @@ pub fn chat_body(stream: bool) -> String {
     format!(
         r#"{{"model":"mock-llm","messages":[{{"role":"user","content":"hello"}}],"stream":{stream}}}"#
     )
+}
+
+/// `loadgen ARGS...` to completion within `limit` (for commands other than `run`).
+pub fn loadgen(args: &[&std::ffi::OsStr], limit: Duration) -> Finished {
+    let mut command = Command::new(binary("loadgen"));
+    command.args(args);
+    run(&mut command, limit)
+}
+
+/// Whether this is a CI run (`CI=true`), where a missing test tool is a failure, not a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A test needs `what`: returns false (skip, said on stderr) on a developer machine without it;
+/// fails the test in CI, where .ci/run installs it.
+pub fn require(available: bool, what: &str) -> bool {
+    if available {
+        return true;
+    }
+    assert!(
+        !in_ci(),
+        "{what} is missing in CI (.ci/run should have installed it)"
+    );
+    eprintln!("SKIPPED: {what} is not installed on this machine");
+    false
 }

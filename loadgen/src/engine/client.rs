@@ -6,10 +6,12 @@
 //! process's 20,000 open files).
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -20,6 +22,7 @@ use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::sse::{Event, SseReader};
+use super::tls::{Stream, Tls};
 use crate::stats::{ErrorClass, Outcome};
 
 type Body = Full<Bytes>;
@@ -40,33 +43,118 @@ impl From<SendFailure> for ErrorClass {
     }
 }
 
-async fn connect(addr: SocketAddr) -> Result<TcpStream, SendFailure> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|_| SendFailure::Connect)?;
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
+/// Where requests go: the address, and TLS for `https://` targets.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    pub tls: Option<Tls>,
 }
 
-async fn connect_http1(addr: SocketAddr) -> Result<http1::SendRequest<Body>, SendFailure> {
-    let stream = connect(addr).await?;
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+impl Endpoint {
+    /// A new connection, TLS handshake included; any failure is a `connect` failure.
+    async fn connect(&self) -> Result<Stream, SendFailure> {
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .map_err(|_| SendFailure::Connect)?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            None => Ok(Stream::Plain(tcp)),
+            Some(tls) => {
+                let tls = tls.handshake(tcp).await.map_err(|_| SendFailure::Connect)?;
+                Ok(Stream::Tls(Box::new(tls)))
+            }
+        }
+    }
+}
+
+type Http1Connection = http1::Connection<TokioIo<Stream>, Body>;
+
+async fn handshake_http1(
+    endpoint: &Endpoint,
+) -> Result<(http1::SendRequest<Body>, Http1Connection), SendFailure> {
+    let stream = endpoint.connect().await?;
+    http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|_| SendFailure::Connect)?;
+        .map_err(|_| SendFailure::Connect)
+}
+
+/// An HTTP/1.1 connection whose I/O runs in a task of its own (pooled connections).
+async fn connect_http1(endpoint: &Endpoint) -> Result<http1::SendRequest<Body>, SendFailure> {
+    let (sender, connection) = handshake_http1(endpoint).await?;
     tokio::spawn(connection);
     Ok(sender)
 }
 
+/// A worker's own HTTP/1.1 connection, driven inside the worker's task: a request then wakes
+/// no other task, which is most of a client's cost at high request rates.
+pub struct OwnConnection {
+    sender: http1::SendRequest<Body>,
+    driver: Pin<Box<Http1Connection>>,
+    /// The connection future finished (closed or failed): the next request reconnects.
+    ended: bool,
+}
+
+impl OwnConnection {
+    async fn open(endpoint: &Endpoint) -> Result<OwnConnection, SendFailure> {
+        let (sender, driver) = handshake_http1(endpoint).await?;
+        Ok(OwnConnection {
+            sender,
+            driver: Box::pin(driver),
+            ended: false,
+        })
+    }
+
+    /// Whether it can carry another request, after letting it notice a close the server sent
+    /// while the worker was thinking.
+    fn usable(&mut self) -> bool {
+        if !self.ended && self.driver.as_mut().now_or_never().is_some() {
+            self.ended = true;
+        }
+        !self.ended && !self.sender.is_closed()
+    }
+
+    /// One whole exchange, the connection's I/O driven alongside it.
+    async fn exchange(
+        &mut self,
+        request: Request<Body>,
+        streaming: bool,
+        sent: Instant,
+        outcome: &mut Outcome,
+    ) -> Result<(), ErrorClass> {
+        let OwnConnection {
+            sender,
+            driver,
+            ended,
+        } = self;
+        let work = async {
+            sender.ready().await.map_err(|_| ErrorClass::Reset)?;
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|_| ErrorClass::Reset)?;
+            read_response(response, streaming, sent, outcome).await
+        };
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                biased;
+                result = &mut work => return result,
+                _ = driver.as_mut(), if !*ended => *ended = true,
+            }
+        }
+    }
+}
+
 /// The shared h2c connections.
 pub struct H2Pool {
-    addr: SocketAddr,
+    endpoint: Arc<Endpoint>,
     slots: Vec<Mutex<Option<http2::SendRequest<Body>>>>,
 }
 
 impl H2Pool {
-    pub fn new(addr: SocketAddr, connections: u32) -> Arc<H2Pool> {
+    pub fn new(endpoint: Arc<Endpoint>, connections: u32) -> Arc<H2Pool> {
         let slots = (0..connections.max(1)).map(|_| Mutex::new(None)).collect();
-        Arc::new(H2Pool { addr, slots })
+        Arc::new(H2Pool { endpoint, slots })
     }
 
     /// A sender on slot `index`, (re)connecting it if it is missing or closed. The slot's lock is
@@ -79,7 +167,7 @@ impl H2Pool {
             return Ok(sender.clone());
         }
         *slot = None;
-        let stream = connect(self.addr).await?;
+        let stream = self.endpoint.connect().await?;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .initial_stream_window_size(1 << 20)
             .initial_connection_window_size(16 << 20)
@@ -94,15 +182,15 @@ impl H2Pool {
 
 /// A shared pool of at most N HTTP/1.1 keep-alive connections.
 pub struct H1Pool {
-    addr: SocketAddr,
+    endpoint: Arc<Endpoint>,
     idle: std::sync::Mutex<Vec<http1::SendRequest<Body>>>,
     permits: Arc<Semaphore>,
 }
 
 impl H1Pool {
-    pub fn new(addr: SocketAddr, connections: u32) -> Arc<H1Pool> {
+    pub fn new(endpoint: Arc<Endpoint>, connections: u32) -> Arc<H1Pool> {
         Arc::new(H1Pool {
-            addr,
+            endpoint,
             idle: std::sync::Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(connections.max(1) as usize)),
         })
@@ -124,7 +212,7 @@ impl H1Pool {
         };
         let sender = match reused {
             Some(sender) => sender,
-            None => connect_http1(self.addr).await?,
+            None => connect_http1(&self.endpoint).await?,
         };
         Ok((sender, permit))
     }
@@ -141,8 +229,8 @@ impl H1Pool {
 pub enum Lane {
     /// Its own HTTP/1.1 connection, opened on first use and after any failure.
     Own {
-        addr: SocketAddr,
-        sender: Option<http1::SendRequest<Body>>,
+        endpoint: Arc<Endpoint>,
+        connection: Option<OwnConnection>,
     },
     /// A connection borrowed from the shared HTTP/1.1 pool for each request.
     Pooled(Arc<H1Pool>),
@@ -150,30 +238,7 @@ pub enum Lane {
     Http2 { pool: Arc<H2Pool>, slot: usize },
 }
 
-/// What a request is sent on, for the length of one exchange.
-enum Held<'a> {
-    Own(&'a mut Option<http1::SendRequest<Body>>),
-    Pooled(&'a H1Pool, http1::SendRequest<Body>, OwnedSemaphorePermit),
-    Http2(http2::SendRequest<Body>),
-}
-
 impl Lane {
-    async fn hold(&mut self) -> Result<Held<'_>, SendFailure> {
-        Ok(match self {
-            Lane::Own { addr, sender } => {
-                if sender.as_ref().is_none_or(|s| s.is_closed()) {
-                    *sender = Some(connect_http1(*addr).await?);
-                }
-                Held::Own(sender)
-            }
-            Lane::Pooled(pool) => {
-                let (sender, permit) = pool.checkout().await?;
-                Held::Pooled(pool, sender, permit)
-            }
-            Lane::Http2 { pool, slot } => Held::Http2(pool.sender(*slot).await?),
-        })
-    }
-
     /// Sends `request` and reads the whole answer. `due` is when the request should have gone
     /// out (open model); response time counts from it, service time from the actual send.
     /// Everything, waiting for a connection included, is bounded by `timeout`.
@@ -189,13 +254,46 @@ impl Lane {
         let due_at = due.unwrap_or(start);
         let mut sent = start;
         let result = tokio::time::timeout_at(due_at.max(start) + timeout, async {
-            let mut held = self.hold().await.map_err(ErrorClass::from)?;
-            sent = Instant::now();
-            let result = held.exchange(request, streaming, sent, outcome).await;
-            held.release(
-                result.is_ok() || matches!(result, Err(ErrorClass::Http4xx | ErrorClass::Http5xx)),
-            );
-            result
+            match self {
+                Lane::Own {
+                    endpoint,
+                    connection,
+                } => {
+                    if !connection.as_mut().is_some_and(OwnConnection::usable) {
+                        *connection = Some(OwnConnection::open(endpoint).await?);
+                    }
+                    let own = connection.as_mut().expect("connected just above");
+                    sent = Instant::now();
+                    let result = own.exchange(request, streaming, sent, outcome).await;
+                    if !reusable(&result) {
+                        *connection = None;
+                    }
+                    result
+                }
+                Lane::Pooled(pool) => {
+                    let (mut sender, _permit) = pool.checkout().await?;
+                    sent = Instant::now();
+                    sender.ready().await.map_err(|_| ErrorClass::Reset)?;
+                    let response = sender
+                        .send_request(request)
+                        .await
+                        .map_err(|_| ErrorClass::Reset)?;
+                    let result = read_response(response, streaming, sent, outcome).await;
+                    if reusable(&result) {
+                        pool.checkin(sender);
+                    }
+                    result
+                }
+                Lane::Http2 { pool, slot } => {
+                    let mut sender = pool.sender(*slot).await?;
+                    sent = Instant::now();
+                    let response = sender
+                        .send_request(request)
+                        .await
+                        .map_err(|_| ErrorClass::Reset)?;
+                    read_response(response, streaming, sent, outcome).await
+                }
+            }
         })
         .await;
         let end = Instant::now();
@@ -208,8 +306,8 @@ impl Lane {
             Ok(Err(class)) => Some(class),
             Err(_elapsed) => {
                 // The answer was abandoned mid-way: the connection's state is unknown.
-                if let Lane::Own { sender, .. } = self {
-                    *sender = None;
+                if let Lane::Own { connection, .. } = self {
+                    *connection = None;
                 }
                 Some(ErrorClass::Timeout)
             }
@@ -217,62 +315,36 @@ impl Lane {
     }
 }
 
-impl Held<'_> {
-    async fn send(&mut self, request: Request<Body>) -> Result<Response<Incoming>, SendFailure> {
-        match self {
-            Held::Own(sender) => {
-                let s = sender.as_mut().expect("held connections are connected");
-                s.ready().await.map_err(|_| SendFailure::Reset)?;
-                s.send_request(request)
-                    .await
-                    .map_err(|_| SendFailure::Reset)
-            }
-            Held::Pooled(_, s, _) => {
-                s.ready().await.map_err(|_| SendFailure::Reset)?;
-                s.send_request(request)
-                    .await
-                    .map_err(|_| SendFailure::Reset)
-            }
-            Held::Http2(s) => s
-                .send_request(request)
-                .await
-                .map_err(|_| SendFailure::Reset),
-        }
-    }
+/// Whether a connection that ended an exchange this way can carry the next request.
+fn reusable(result: &Result<(), ErrorClass>) -> bool {
+    matches!(
+        result,
+        Ok(()) | Err(ErrorClass::Http4xx | ErrorClass::Http5xx | ErrorClass::HttpOther)
+    )
+}
 
-    /// Keeps a connection that ended a whole exchange cleanly, drops one in an unknown state.
-    fn release(self, reusable: bool) {
-        match self {
-            Held::Own(sender) if !reusable => *sender = None,
-            Held::Pooled(pool, sender, _permit) if reusable => pool.checkin(sender),
-            _ => {}
-        }
-    }
-
-    async fn exchange(
-        &mut self,
-        request: Request<Body>,
-        streaming: bool,
-        sent: Instant,
-        outcome: &mut Outcome,
-    ) -> Result<(), ErrorClass> {
-        let response = self.send(request).await?;
-        let status = response.status();
-        let mut body = response.into_body();
-        if !status.is_success() {
-            // Read the (small) error body so the connection can be reused.
-            while let Some(frame) = body.frame().await {
-                if frame.is_err() {
-                    return Err(ErrorClass::Reset);
-                }
+/// Reads an answer to its end: an error status (its small body drained so the connection can be
+/// reused), an SSE stream, or a whole JSON answer.
+async fn read_response(
+    response: Response<Incoming>,
+    streaming: bool,
+    sent: Instant,
+    outcome: &mut Outcome,
+) -> Result<(), ErrorClass> {
+    let status = response.status();
+    let mut body = response.into_body();
+    if !status.is_success() {
+        while let Some(frame) = body.frame().await {
+            if frame.is_err() {
+                return Err(ErrorClass::Reset);
             }
-            return Err(ErrorClass::from_status(status.as_u16()));
         }
-        if streaming {
-            read_stream(&mut body, sent, outcome).await
-        } else {
-            read_whole(&mut body, outcome).await
-        }
+        return Err(ErrorClass::from_status(status.as_u16()));
+    }
+    if streaming {
+        read_stream(&mut body, sent, outcome).await
+    } else {
+        read_whole(&mut body, outcome).await
     }
 }
 

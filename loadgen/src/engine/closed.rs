@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::workers::Workers;
 use super::{Drive, Lanes, Phase, aborted};
 use crate::scenario::distribution::DurationDist;
 use crate::stats::{ErrorClass, Outcome};
@@ -27,7 +28,7 @@ struct Shared {
 
 pub async fn run(drive: Drive, think_time: DurationDist, stagger: bool) {
     let plan = drive.plan.clone();
-    let lanes = Lanes::new(&plan, drive.target);
+    let lanes = Lanes::new(&plan, &drive.target);
     let mut stop = drive.stop.clone();
     let phase = drive.phase.clone();
     let level = drive.level.clone();
@@ -38,6 +39,7 @@ pub async fn run(drive: Drive, think_time: DurationDist, stagger: bool) {
         seed: rand::random(),
     });
     let (users_tx, users_rx) = watch::channel(0u32);
+    let pool = Workers::start().ok();
     let mut workers = JoinSet::new();
     let started = Instant::now();
     let total = plan.total_duration();
@@ -53,13 +55,17 @@ pub async fn run(drive: Drive, think_time: DurationDist, stagger: bool) {
         while (workers.len() as u32) < wanted {
             let id = workers.len() as u32;
             let lane = lanes.lane(u64::from(id));
-            workers.spawn(user(
+            let task = user(
                 id,
                 lane,
                 shared.clone(),
                 users_rx.clone(),
                 phase.subscribe(),
-            ));
+            );
+            match &pool {
+                Some(pool) => workers.spawn_on(task, pool.handle(u64::from(id))),
+                None => workers.spawn(task),
+            };
         }
         users_tx.send_if_modified(|current| std::mem::replace(current, wanted) != wanted);
         level.set(f64::from(wanted));
@@ -79,6 +85,8 @@ pub async fn run(drive: Drive, think_time: DurationDist, stagger: bool) {
         phase.send_replace(Phase::Aborted);
         while workers.join_next().await.is_some() {}
     }
+    // Stopping the worker threads joins them: not on an async thread.
+    let _ = tokio::task::spawn_blocking(move || drop(pool)).await;
 }
 
 /// One virtual user: request, whole answer, think, again, while its index is under the count.

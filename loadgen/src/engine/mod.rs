@@ -15,8 +15,9 @@ mod open;
 pub mod request;
 pub mod slo;
 pub mod sse;
+pub mod tls;
+mod workers;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,7 +26,7 @@ use tokio::sync::watch;
 
 use crate::scenario::{LoadPlan, Model};
 use crate::stats::Recorder;
-use client::{H1Pool, H2Pool, Lane};
+use client::{Endpoint, H1Pool, H2Pool, Lane};
 use request::RequestTemplate;
 use slo::Slo;
 
@@ -57,7 +58,7 @@ impl Level {
 pub struct Drive {
     pub plan: LoadPlan,
     pub template: RequestTemplate,
-    pub target: SocketAddr,
+    pub target: Arc<Endpoint>,
     pub timeout: Duration,
     pub slo: Slo,
     pub recorder: Arc<Recorder>,
@@ -84,13 +85,14 @@ pub async fn drive(drive: Drive) {
 /// Hands out lanes according to the scenario's connection strategy.
 #[derive(Clone)]
 enum Lanes {
-    PerWorker(SocketAddr),
+    PerWorker(Arc<Endpoint>),
     Pooled(Arc<H1Pool>),
     Http2(Arc<H2Pool>),
 }
 
 impl Lanes {
-    fn new(plan: &LoadPlan, target: SocketAddr) -> Lanes {
+    fn new(plan: &LoadPlan, target: &Arc<Endpoint>) -> Lanes {
+        let target = target.clone();
         use crate::scenario::schema::Protocol;
         match (plan.protocol, plan.connections) {
             (Protocol::Http2, n) => Lanes::Http2(H2Pool::new(target, n)),
@@ -101,9 +103,9 @@ impl Lanes {
 
     fn lane(&self, index: u64) -> Lane {
         match self {
-            Lanes::PerWorker(addr) => Lane::Own {
-                addr: *addr,
-                sender: None,
+            Lanes::PerWorker(endpoint) => Lane::Own {
+                endpoint: endpoint.clone(),
+                connection: None,
             },
             Lanes::Pooled(pool) => Lane::Pooled(pool.clone()),
             Lanes::Http2(pool) => Lane::Http2 {

@@ -13,6 +13,7 @@ use rand_distr::{Distribution as _, Exp1};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
+use super::workers::Workers;
 use super::{Drive, Lanes, Phase, aborted};
 use crate::scenario::schema::Arrivals;
 use crate::stats::{ErrorClass, Outcome};
@@ -41,8 +42,9 @@ impl InFlight {
 pub async fn run(drive: Drive, arrivals: Arrivals, max_inflight: u32) {
     let drive = Arc::new(drive);
     let plan = &drive.plan;
-    let lanes = Lanes::new(plan, drive.target);
+    let lanes = Lanes::new(plan, &drive.target);
     let inflight = Arc::new(InFlight::default());
+    let pool = Workers::start().ok();
     let mut stop = drive.stop.clone();
     let mut rng = SmallRng::from_rng(&mut rand::rng());
     let started = Instant::now();
@@ -77,7 +79,11 @@ pub async fn run(drive: Drive, arrivals: Arrivals, max_inflight: u32) {
         let request = drive.template.build(index, &mut rng);
         let lane = lanes.lane(index);
         index += 1;
-        tokio::spawn(send(drive.clone(), inflight.clone(), lane, request, due));
+        let task = send(drive.clone(), inflight.clone(), lane, request, due);
+        match &pool {
+            Some(pool) => drop(pool.spawn(index, task)),
+            None => drop(tokio::spawn(task)),
+        }
     }
 
     drive.phase.send_replace(Phase::Draining);
@@ -89,6 +95,8 @@ pub async fn run(drive: Drive, arrivals: Arrivals, max_inflight: u32) {
         drive.phase.send_replace(Phase::Aborted);
         inflight.drained().await;
     }
+    // Stopping the worker threads joins them: not on an async thread.
+    let _ = tokio::task::spawn_blocking(move || drop(pool)).await;
 }
 
 /// One request, due at `due`.

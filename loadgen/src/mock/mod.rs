@@ -22,6 +22,7 @@ pub mod profile;
 mod request;
 mod server;
 mod stream;
+pub mod tls;
 mod words;
 
 #[cfg(test)]
@@ -34,7 +35,7 @@ use tokio::net::TcpListener;
 
 pub use profile::{MockProfile, Written};
 pub use request::DEFAULT_MODEL;
-pub use server::{SHUTDOWN_GRACE, serve};
+pub use server::{SHUTDOWN_GRACE, serve, serve_with};
 
 /// `loadgen mock`: serve the mock LLM API.
 #[derive(Clone, Debug, clap::Args)]
@@ -42,6 +43,12 @@ pub struct MockArgs {
     /// Address to listen on; port 0 picks a free port (the one chosen is printed).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Boxed: the profile is large next to the other subcommands' arguments.
     #[command(flatten)]
     pub profile: Box<MockProfile>,
@@ -58,6 +65,8 @@ pub enum MockError {
     Signals(std::io::Error),
     #[error("cannot announce the listening address on stdout: {0}")]
     Announce(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsSetupError),
 }
 
 /// Binds, prints `listening on http://IP:PORT` (the real address) as the only line on stdout,
@@ -67,6 +76,11 @@ pub enum MockError {
 /// installed before it is printed.
 pub async fn run(args: MockArgs) -> Result<(), MockError> {
     let shutdown = shutdown_signal()?;
+    let acceptor = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        _ => None,
+    };
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
     let bind = |source| MockError::Bind {
         addr: args.listen,
         source,
@@ -74,11 +88,11 @@ pub async fn run(args: MockArgs) -> Result<(), MockError> {
     let listener = TcpListener::bind(args.listen).await.map_err(bind)?;
     let addr = listener.local_addr().map_err(bind)?;
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening on http://{addr}")
+    writeln!(stdout, "listening on {scheme}://{addr}")
         .and_then(|()| stdout.flush())
         .map_err(MockError::Announce)?;
     drop(stdout);
-    serve(listener, *args.profile, shutdown).await;
+    serve_with(listener, *args.profile, acceptor, shutdown).await;
     Ok(())
 }
 

@@ -75,6 +75,16 @@ pub async fn serve(
     profile: MockProfile,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_with(listener, profile, None, shutdown).await;
+}
+
+/// [`serve`], over TLS when given an acceptor.
+pub async fn serve_with(
+    listener: TcpListener,
+    profile: MockProfile,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
     let mock = Arc::new(Mock::new(profile));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Virtual users may think for longer than hyper's default header timeout between requests.
@@ -102,6 +112,16 @@ pub async fn serve(
                     let _ = stream.set_nodelay(true);
                     let mock = Arc::clone(&mock);
                     let service = service_fn(move |req| route(Arc::clone(&mock), req));
+                    if let Some(tls) = &tls {
+                        // The handshake runs in the connection's task, never in the accept loop.
+                        let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
+                        connections.spawn(async move {
+                            let Ok(stream) = tls.accept(stream).await else { return };
+                            let conn = builder.serve_connection(TokioIo::new(stream), service);
+                            let _ = watcher.watch(conn.into_owned()).await;
+                        });
+                        continue;
+                    }
                     let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                     let conn = graceful.watch(conn);
                     connections.spawn(async move {

@@ -124,6 +124,13 @@ impl Summary {
     pub fn write_csv(&self, path: &Path) -> std::io::Result<()> {
         let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
         writeln!(out, "metric,value,unit")?;
+        // The format version rides as a row, so a lone summary.csv still says how to read it.
+        writeln!(
+            out,
+            "{},{},version",
+            super::format::FORMAT_ROW,
+            super::format::REPORT_FORMAT
+        )?;
         for row in &self.rows {
             match row.value {
                 Some(v) => writeln!(out, "{},{},{}", row.metric, format_value(v), row.unit)?,

@@ -43,6 +43,12 @@ pub struct AdHocArgs {
     pub model: Option<String>,
     #[arg(long, requires = "target")]
     pub max_tokens: Option<u32>,
+    /// https: trust the CA certificates in this PEM file too.
+    #[arg(long, requires = "target")]
+    pub ca: Option<std::path::PathBuf>,
+    /// https: accept any server certificate (self-signed test servers).
+    #[arg(long, requires = "target")]
+    pub insecure: bool,
     /// A budget, as in a scenario: `--budget latency_p99=300ms` (repeatable).
     #[arg(long, requires = "target")]
     pub budget: Vec<String>,
@@ -79,6 +85,12 @@ pub fn plan(args: &AdHocArgs, duration: Option<Duration>) -> Result<Plan, String
     }
     if let Some(n) = args.max_tokens {
         let _ = writeln!(yaml, "  max_tokens: {n}");
+    }
+    if args.insecure || args.ca.is_some() {
+        let _ = writeln!(yaml, "tls:\n  insecure: {}", args.insecure);
+        if let Some(ca) = &args.ca {
+            let _ = writeln!(yaml, "  ca: {}", quoted(&ca.display().to_string()));
+        }
     }
     let length = format_duration(duration);
     match (&args.users, &args.rate) {

@@ -1,33 +1,36 @@
 //! The run itself: engine, signal handling, forwarder scrapes, and the once-a-second reporter
-//! that writes timeseries.csv and feeds the progress display; then summary and budgets.
+//! that writes timeseries.csv and the interval log and feeds the display (full-screen view or
+//! progress lines); then summary, budgets and the other report files.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::RunError;
+use crate::engine::client::Endpoint;
 use crate::engine::{Drive, Level, Phase, drive, request::RequestTemplate};
+use crate::report::artifacts::{EndOfRun, LiveWriters, write_end};
 use crate::report::budget::Verdict;
 use crate::report::summary::{Summary, format_value};
 use crate::report::timeseries::{Tick, TimeseriesWriter};
 use crate::scenario::Plan;
 use crate::stack::probe;
 use crate::stats::{ForwarderFigures, Recorder, Totals};
-use crate::ui::{Progress, Snapshot};
+use crate::ui::{Display, DisplayOptions, Frame, FrameInput, RunView, StageView};
 
 const TICK: Duration = Duration::from_secs(1);
 
 pub async fn run_load(
     plan: &Plan,
     target: &http::Uri,
-    addr: SocketAddr,
+    endpoint: Arc<Endpoint>,
     forwarder: Option<SocketAddr>,
     dir: &Path,
-    _no_tui: bool,
+    no_tui: bool,
 ) -> Result<Vec<Verdict>, RunError> {
     let template = RequestTemplate::new(&plan.request, target, plan.load.protocol)
         .map_err(|e| RunError::BadInput(e.to_string()))?;
@@ -40,10 +43,13 @@ pub async fn run_load(
     let level = Arc::new(Level::default());
     let phase = Arc::new(watch::channel(Phase::Running).0);
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Shared by the signal watcher and the full-screen view's q key: one way to stop.
+    let stop_tx = Arc::new(stop_tx);
+    let stop_seen = stop_tx.subscribe();
     let engine = tokio::spawn(drive(Drive {
         plan: plan.load.clone(),
         template,
-        target: addr,
+        target: endpoint,
         timeout: plan.request.timeout.0,
         slo: plan.slo,
         recorder: recorder.clone(),
@@ -52,16 +58,29 @@ pub async fn run_load(
         stop: stop_rx,
     }));
     let open = plan.load.is_open();
-    let mut progress = Progress::new(
-        plan.load.total_duration(),
-        plan.report.progress_interval.0,
-        false,
-    );
-    let signals = tokio::spawn(watch_signals(stop_tx, phase.clone()));
+    let mut display = Display::new(DisplayOptions {
+        run: run_view(plan, forwarder.is_some()),
+        progress_every: plan.report.progress_interval.0,
+        no_tui,
+        on_stop: {
+            let (stop, phase) = (stop_tx.clone(), phase.clone());
+            Box::new(move || {
+                press_stop(&stop, &phase);
+            })
+        },
+    });
+    let signals = tokio::spawn(watch_signals(
+        stop_tx,
+        phase.clone(),
+        display.is_full_screen(),
+    ));
     let latest = Arc::new(Mutex::new(None::<ForwarderFigures>));
     let scraper = forwarder.map(|addr| tokio::spawn(scrape_forever(addr, latest.clone())));
 
     let started = Instant::now();
+    let wall_start = SystemTime::now();
+    let live_writers = LiveWriters::create(dir, wall_start, plan.request.stream, open)
+        .map_err(|e| RunError::Failed(e.to_string()))?;
     let mut totals = Totals::default();
     let mut ticker = tokio::time::interval_at(started + TICK, TICK);
     let mut last_tick = started;
@@ -79,6 +98,7 @@ pub async fn run_load(
         totals.peak_users = totals.peak_users.max(current_users);
         let figures = *latest.lock().unwrap_or_else(|p| p.into_inner());
         let seconds = (now - last_tick).as_secs_f64();
+        live_writers.record(last_tick - started, now - last_tick, &interval);
         last_tick = now;
         timeseries
             .write(&Tick {
@@ -91,38 +111,28 @@ pub async fn run_load(
             })
             .map_err(|e| io_err("timeseries.csv", e))?;
         totals.all.add(&interval);
-        let ms = |h: &hdrhistogram::Histogram<u64>| {
-            (!h.is_empty()).then(|| h.value_at_quantile(0.99) as f64 / 1000.0)
-        };
-        progress.update(&Snapshot {
+        display.update(Frame::new(&FrameInput {
             elapsed: now - started,
-            users: current_users,
-            rate: open.then_some(current),
-            throughput: if seconds > 0.0 {
-                interval.requests() as f64 / seconds
-            } else {
-                0.0
-            },
-            ok: totals.all.ok,
-            failed: totals.all.failed_total(),
-            latency_p99_ms: ms(&interval.latency),
-            ttft_p99_ms: if plan.request.stream {
-                ms(&interval.ttft)
-            } else {
-                None
-            },
-            queue_depth: figures.map(|f| f.queue_depth),
-        });
+            level: current,
+            interval: &interval,
+            seconds,
+            totals: &totals,
+            forwarder: figures,
+            draining: *phase.borrow() != Phase::Running,
+        }));
         if !stop_noted && *phase.borrow() != Phase::Running {
             stop_noted = true;
-            progress.note("stages done: waiting for in-flight requests to finish");
+            display.note("stages done: waiting for in-flight requests to finish");
         }
         if finished {
             break;
         }
     }
     let load_time = started.elapsed();
-    progress.finish();
+    display.finish();
+    live_writers
+        .finish()
+        .map_err(|e| RunError::Failed(e.to_string()))?;
     signals.abort();
     if let Some(scraper) = scraper {
         scraper.abort();
@@ -151,11 +161,66 @@ pub async fn run_load(
             println!("  {verdict}");
         }
     }
+    write_end(&EndOfRun {
+        dir,
+        plan,
+        totals: &totals,
+        verdicts: &verdicts,
+        started: wall_start,
+        ended: wall_start + load_time,
+        load_time,
+        stopped_early: *stop_seen.borrow(),
+        with_forwarder: forwarder.is_some(),
+    })
+    .await
+    .map_err(|e| RunError::Failed(e.to_string()))?;
     Ok(verdicts)
 }
 
+/// What the display shows of the plan: its name, length, stage ends and kind of load.
+fn run_view(plan: &Plan, with_forwarder: bool) -> RunView {
+    let mut end = Duration::ZERO;
+    let stages = plan
+        .load
+        .stages
+        .iter()
+        .map(|s| {
+            end += s.duration;
+            StageView {
+                end,
+                target: s.target,
+            }
+        })
+        .collect();
+    RunView {
+        title: plan.name.clone(),
+        total: plan.load.total_duration(),
+        stages,
+        open: plan.load.is_open(),
+        streaming: plan.request.stream,
+        with_forwarder,
+    }
+}
+
+/// One press of "stop" (q, Ctrl-C, SIGTERM): the first stops sending and lets in-flight
+/// requests finish; the next abandons them. Returns whether this press was the first.
+fn press_stop(stop: &watch::Sender<bool>, phase: &watch::Sender<Phase>) -> bool {
+    if !*stop.borrow() {
+        stop.send_replace(true);
+        true
+    } else {
+        phase.send_replace(Phase::Aborted);
+        false
+    }
+}
+
 /// First Ctrl-C (or SIGTERM): stop sending and let in-flight requests finish; second: abandon them.
-async fn watch_signals(stop: watch::Sender<bool>, phase: Arc<watch::Sender<Phase>>) {
+async fn watch_signals(
+    stop: Arc<watch::Sender<bool>>,
+    phase: Arc<watch::Sender<Phase>>,
+    // The full-screen view shows the stop itself; a line printed over it would garble it.
+    quiet: bool,
+) {
     let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
     else {
         return;
@@ -167,12 +232,21 @@ async fn watch_signals(stop: watch::Sender<bool>, phase: Arc<watch::Sender<Phase
         }
     };
     let mut next = next;
-    next().await;
-    eprintln!("\nstopping: finishing in-flight requests (press Ctrl-C again to abandon them)");
-    stop.send_replace(true);
-    next().await;
-    eprintln!("\nabandoning in-flight requests");
-    phase.send_replace(Phase::Aborted);
+    // The full-screen view may have pressed stop already: each signal is one more press.
+    loop {
+        next().await;
+        let first = press_stop(&stop, &phase);
+        if !quiet && first {
+            eprintln!(
+                "\nstopping: finishing in-flight requests (press Ctrl-C again to abandon them)"
+            );
+        } else if !quiet {
+            eprintln!("\nabandoning in-flight requests");
+        }
+        if !first {
+            return;
+        }
+    }
 }
 
 async fn scrape(addr: SocketAddr) -> Option<ForwarderFigures> {

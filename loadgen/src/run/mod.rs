@@ -7,8 +7,11 @@ mod live;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::engine::client::Endpoint;
+use crate::engine::tls::Tls;
 use crate::exit;
 use crate::report::{budget::Verdict, run_dir};
 use crate::scenario::{self, Plan, human::format_duration, schema::Protocol};
@@ -163,8 +166,32 @@ async fn drive(
             "the target {target} ({addr}) is unreachable"
         )));
     }
+    let tls = match target.scheme_str() {
+        Some("https") => Some(
+            Tls::new(
+                target.host().unwrap_or_default(),
+                plan.load.protocol,
+                plan.tls.ca.as_deref(),
+                plan.tls.insecure,
+            )
+            .map_err(|e| RunError::BadInput(e.to_string()))?,
+        ),
+        _ => None,
+    };
+    if let Some(tls) = &tls {
+        // One handshake first: a certificate that cannot be verified is a failed run with the
+        // reason, not a stream of anonymous connect failures.
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| RunError::Failed(format!("the target {target} is unreachable: {e}")))?;
+        tokio::time::timeout(Duration::from_secs(10), tls.handshake(tcp))
+            .await
+            .map_err(|_| RunError::Failed(format!("TLS handshake with {target} timed out")))?
+            .map_err(|e| RunError::Failed(format!("TLS handshake with {target} failed: {e}")))?;
+    }
+    let endpoint = Arc::new(Endpoint { addr, tls });
     let forwarder = stack.and_then(|s| s.forwarder.as_ref()).map(|f| f.addr);
-    live::run_load(plan, &target, addr, forwarder, dir, options.no_tui).await
+    live::run_load(plan, &target, endpoint, forwarder, dir, options.no_tui).await
 }
 
 /// The target's socket address; only loopback unless the user says otherwise.
@@ -174,7 +201,12 @@ async fn resolve(target: &http::Uri, allow_remote: bool) -> Result<SocketAddr, R
         .unwrap_or("127.0.0.1")
         .trim_start_matches('[')
         .trim_end_matches(']');
-    let port = target.port_u16().unwrap_or(80);
+    let default_port = if target.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    let port = target.port_u16().unwrap_or(default_port);
     let addr = tokio::net::lookup_host((host, port))
         .await
         .ok()

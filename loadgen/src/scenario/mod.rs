@@ -29,6 +29,8 @@ pub struct Plan {
     /// An explicit target; `None` means "the forwarder (or single backend) the stack starts".
     pub target: Option<http::Uri>,
     pub request: RequestSpec,
+    /// Trust for `https://` targets, the CA path resolved.
+    pub tls: schema::TlsSpec,
     /// Per-request objectives for goodput.
     pub slo: crate::engine::slo::Slo,
     pub load: LoadPlan,

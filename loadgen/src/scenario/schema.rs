@@ -26,12 +26,24 @@ pub struct Scenario {
     pub target: Option<Spanned<String>>,
     #[serde(default)]
     pub request: RequestSpec,
+    /// How to trust an `https://` target.
+    #[serde(default)]
+    pub tls: TlsSpec,
     pub load: LoadSpec,
     /// Metric name (as in summary.csv) to bound.
     #[serde(default)]
     pub budgets: BTreeMap<String, Spanned<ScalarText>>,
     #[serde(default)]
     pub report: ReportSpec,
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSpec {
+    /// A PEM file of extra CA certificates to trust (relative to the scenario file).
+    pub ca: Option<PathBuf>,
+    /// Accept any server certificate (self-signed test servers). Never for production targets.
+    pub insecure: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -197,12 +197,12 @@ pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> 
                 .value
                 .parse()
                 .map_err(|e| err(at(t), "target", format!("{:?} is not a URL: {e}", t.value)))?;
-            if uri.scheme_str() != Some("http") || uri.host().is_none() {
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
                 return Err(err(
                     at(t),
                     "target",
                     format!(
-                        "{:?}: give an http:// URL with a host, e.g. http://127.0.0.1:8080",
+                        "{:?}: give an http:// or https:// URL with a host, e.g. http://127.0.0.1:8080",
                         t.value
                     ),
                 ));
@@ -307,8 +307,15 @@ pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> 
         tpot: request.slo.tpot.map(|d| d.0),
         latency: request.slo.latency.map(|d| d.0),
     };
+    let mut tls = scenario.tls;
+    if let Some(ca) = &mut tls.ca
+        && ca.is_relative()
+    {
+        *ca = path.parent().unwrap_or(Path::new(".")).join(&*ca);
+    }
     Ok(Plan {
         name,
+        tls,
         description: scenario.description,
         stack,
         target,

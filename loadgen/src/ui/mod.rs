@@ -1,109 +1,100 @@
-//! Showing a run as it goes: an indicatif bar on a terminal, plain periodic lines otherwise
-//! (CI logs). Fed one snapshot per second by the reporter.
+//! Showing a run as it goes. On a terminal: the live full-screen view ([`tui`]); with
+//! `--no-tui`, or when stdout is not a terminal, or if the view cannot start: an indicatif bar
+//! on a terminal and plain periodic lines otherwise ([`progress`]). The reporter feeds one
+//! [`Frame`] per second either way.
+
+pub mod frame;
+pub mod progress;
+pub mod tui;
 
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+pub use frame::{Frame, FrameInput, Percentiles};
+pub use progress::{Progress, Snapshot};
+pub use tui::{OnStop, RunView, StageView};
 
-/// What the display shows each second.
-pub struct Snapshot {
-    pub elapsed: Duration,
-    pub users: u32,
-    /// The open model's wanted arrivals per second (shown instead of users).
-    pub rate: Option<f64>,
-    pub throughput: f64,
-    pub ok: u64,
-    pub failed: u64,
-    /// Of the last second's successful requests, in ms.
-    pub latency_p99_ms: Option<f64>,
-    pub ttft_p99_ms: Option<f64>,
-    pub queue_depth: Option<f64>,
+/// What the display needs to know before the run starts.
+pub struct DisplayOptions {
+    pub run: RunView,
+    /// How often plain progress lines are printed (no terminal).
+    pub progress_every: Duration,
+    pub no_tui: bool,
+    /// Called when the user presses q or Ctrl-C in the full-screen view.
+    pub on_stop: OnStop,
 }
 
-impl Snapshot {
-    fn line(&self) -> String {
-        let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}ms"));
-        let level = match self.rate {
-            Some(rate) => format!("rate {rate:>6.0}/s"),
-            None => format!("users {:>6}", self.users),
-        };
-        let mut line = format!(
-            "{level}  {:>8.1} req/s  ok {:>9}  failed {:>7}  p99 {:>7}",
-            self.throughput,
-            self.ok,
-            self.failed,
-            ms(self.latency_p99_ms)
-        );
-        if self.ttft_p99_ms.is_some() {
-            line.push_str(&format!("  ttft p99 {:>6}", ms(self.ttft_p99_ms)));
-        }
-        if let Some(q) = self.queue_depth {
-            line.push_str(&format!("  queue {q:.0}"));
-        }
-        line
-    }
+pub enum Display {
+    Tui(tui::Tui),
+    Lines {
+        progress: Progress,
+        open: bool,
+        streaming: bool,
+    },
 }
 
-pub enum Progress {
-    Bar(ProgressBar),
-    Plain { every: Duration, next: Duration },
-    Quiet,
-}
-
-impl Progress {
-    /// A bar when stdout is a terminal, plain lines every `every` otherwise.
-    pub fn new(total: Duration, every: Duration, quiet: bool) -> Progress {
-        if quiet {
-            return Progress::Quiet;
+impl Display {
+    pub fn new(options: DisplayOptions) -> Display {
+        let DisplayOptions {
+            run,
+            progress_every,
+            no_tui,
+            on_stop,
+        } = options;
+        let (total, open, streaming) = (run.total, run.open, run.streaming);
+        if !no_tui && std::io::stdout().is_terminal() {
+            match tui::Tui::start(run, on_stop) {
+                Ok(tui) => return Display::Tui(tui),
+                Err(e) => eprintln!(
+                    "loadgen: the full-screen view cannot start ({e}); showing progress lines"
+                ),
+            }
         }
-        if std::io::stdout().is_terminal() {
-            let bar = ProgressBar::new(total.as_secs().max(1));
-            bar.set_style(
-                ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len}s {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-            );
-            Progress::Bar(bar)
-        } else {
-            Progress::Plain { every, next: every }
+        Display::Lines {
+            progress: Progress::new(total, progress_every, false),
+            open,
+            streaming,
         }
     }
 
-    pub fn update(&mut self, snapshot: &Snapshot) {
+    /// Whether the full-screen view owns the terminal (so nothing else should print).
+    pub fn is_full_screen(&self) -> bool {
+        matches!(self, Display::Tui(_))
+    }
+
+    pub fn update(&mut self, frame: Frame) {
         match self {
-            Progress::Bar(bar) => {
-                bar.set_position(snapshot.elapsed.as_secs());
-                bar.set_message(snapshot.line());
-            }
-            Progress::Plain { every, next } => {
-                if snapshot.elapsed >= *next {
-                    println!(
-                        "[{:>6.1}s] {}",
-                        snapshot.elapsed.as_secs_f64(),
-                        snapshot.line()
-                    );
-                    while *next <= snapshot.elapsed {
-                        *next += *every;
-                    }
-                }
-            }
-            Progress::Quiet => {}
+            Display::Tui(tui) => tui.update(frame),
+            Display::Lines {
+                progress,
+                open,
+                streaming,
+            } => progress.update(&Snapshot {
+                elapsed: frame.elapsed,
+                users: if *open { 0 } else { frame.level.round() as u32 },
+                rate: open.then_some(frame.level),
+                throughput: frame.throughput,
+                ok: frame.ok,
+                failed: frame.failed(),
+                latency_p99_ms: frame.latency.p99,
+                ttft_p99_ms: if *streaming { frame.ttft.p99 } else { None },
+                queue_depth: frame.forwarder.map(|f| f.queue_depth),
+            }),
         }
     }
 
-    /// Prints a line above the bar, or plainly.
     pub fn note(&self, message: &str) {
         match self {
-            Progress::Bar(bar) => bar.println(message),
-            Progress::Plain { .. } => println!("{message}"),
-            Progress::Quiet => {}
+            Display::Tui(tui) => tui.note(message),
+            Display::Lines { progress, .. } => progress.note(message),
         }
     }
 
-    pub fn finish(&self) {
-        if let Progress::Bar(bar) = self {
-            bar.finish_and_clear();
+    /// Ends the display; the full-screen view gives the terminal back.
+    pub fn finish(self) {
+        match self {
+            Display::Tui(tui) => tui.finish(),
+            Display::Lines { progress, .. } => progress.finish(),
         }
     }
 }
