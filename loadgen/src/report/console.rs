@@ -30,9 +30,14 @@ pub fn render(summary: &SummaryFile, meta: Option<&RunMeta>) -> String {
             .value(name)
             .map_or_else(|| "-".to_owned(), format_value)
     };
+    // `dropped` only exists in the open model; show it whenever it has a count.
+    let dropped = match summary.value("dropped") {
+        Some(d) if d > 0.0 => format!(" + dropped {}", format_value(d)),
+        _ => String::new(),
+    };
     let _ = writeln!(
         out,
-        "requests {} = ok {} + failed {}",
+        "requests {} = ok {} + failed {}{dropped}",
         count("requests"),
         count("ok"),
         count("failed")

@@ -15,7 +15,7 @@ use crate::engine::client::Endpoint;
 use crate::engine::{Drive, Level, Phase, drive, request::RequestTemplate};
 use crate::report::artifacts::{EndOfRun, LiveWriters, write_end};
 use crate::report::budget::Verdict;
-use crate::report::summary::{Summary, format_value};
+use crate::report::summary::Summary;
 use crate::report::timeseries::{Tick, TimeseriesWriter};
 use crate::scenario::Plan;
 use crate::stack::probe;
@@ -149,7 +149,11 @@ pub async fn run_load(
     summary
         .write_csv(&dir.join("summary.csv"))
         .map_err(|e| io_err("summary.csv", e))?;
-    print_summary(&summary);
+    // Printed from the file just written, by the same renderer `loadgen report` uses.
+    match crate::report::folder::read_summary(&dir.join("summary.csv")) {
+        Ok(file) => print!("{}", crate::report::console::render(&file, None)),
+        Err(e) => return Err(RunError::Failed(format!("cannot read back summary.csv: {e}"))),
+    }
     let verdicts: Vec<Verdict> = plan
         .budgets
         .iter()
@@ -262,67 +266,6 @@ async fn scrape_forever(addr: SocketAddr, latest: Arc<Mutex<Option<ForwarderFigu
         ticker.tick().await;
         if let Some(figures) = scrape(addr).await {
             *latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(figures);
-        }
-    }
-}
-
-fn print_summary(summary: &Summary) {
-    let show = |name: &str| {
-        summary
-            .rows
-            .iter()
-            .find(|r| r.metric == name)
-            .map(|r| match r.value {
-                Some(v) => format!("{} {}", format_value(v), r.unit),
-                None => "-".to_owned(),
-            })
-            .unwrap_or_else(|| "-".to_owned())
-    };
-    let count = |name: &str| {
-        summary
-            .get(name)
-            .map_or_else(|| "-".to_owned(), format_value)
-    };
-    println!(
-        "requests {} = ok {} + failed {}",
-        count("requests"),
-        count("ok"),
-        count("failed")
-    );
-    let failures: Vec<String> = summary
-        .rows
-        .iter()
-        .filter(|r| r.metric.starts_with("failed_") && r.value.is_some_and(|v| v > 0.0))
-        .map(|r| {
-            format!(
-                "{} {}",
-                &r.metric["failed_".len()..],
-                format_value(r.value.unwrap_or(0.0))
-            )
-        })
-        .collect();
-    if !failures.is_empty() {
-        println!("failures by class: {}", failures.join(", "));
-    }
-    for group in [
-        &["success_rate", "throughput"][..],
-        &["latency_p50", "latency_p90", "latency_p99", "latency_max"],
-        &[
-            "ttft_p50",
-            "ttft_p99",
-            "itl_p50",
-            "itl_p99",
-            "output_tokens_per_s",
-        ],
-        &["queue_depth_max", "shed"],
-    ] {
-        let parts: Vec<String> = group
-            .iter()
-            .filter(|m| summary.rows.iter().any(|r| r.metric == **m))
-            .map(|m| format!("{m} {}", show(m)))
-            .collect();
-        if !parts.is_empty() {
-            println!("{}", parts.join("  "));
         }
     }
 }
