@@ -6,6 +6,7 @@ anchors=${ANCHORS:-$root/../shared/anchors}
 loadgen=${LOADGEN:-$root/target/release/loadgen}
 forwarder=${FORWARDER:-$root/target/release/forwarder}
 out=${BENCH_OUT:-$(mktemp -d /tmp/loadgen-bench.XXXXXX)}
+mkdir -p "$out"
 
 need() { command -v "$1" >/dev/null || { echo "missing $1: $2" >&2; exit 2; }; }
 # BENCH_NO_BUILD=1 uses the binaries already in target/release.
