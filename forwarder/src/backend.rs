@@ -1,8 +1,14 @@
-//! One upstream model server: where it is, whether it is up, and its metric handles.
+//! One upstream model server: where it is, whether it is up, its breaker, its load, its
+//! concurrency bound and its metric handles.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::config::{BackendConfig, BackendUrl};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::breaker::Breaker;
+use crate::config::{BackendConfig, BackendUrl, BreakerConfig};
+use crate::load::Load;
 use crate::metrics::{BackendMetrics, Metrics};
 
 #[derive(Debug)]
@@ -11,18 +17,34 @@ pub struct Backend {
     url: BackendUrl,
     up: AtomicBool,
     metrics: BackendMetrics,
+    breaker: Arc<Breaker>,
+    load: Arc<Load>,
+    slots: Arc<Semaphore>,
 }
+
+/// One of a backend's concurrent-request slots; freed on drop.
+pub type BackendSlot = OwnedSemaphorePermit;
 
 impl Backend {
     /// Starts down: nothing is known until the first health check answers.
-    pub fn new(config: &BackendConfig, metrics: &Metrics) -> Self {
+    pub fn new(
+        config: &BackendConfig,
+        breaker: BreakerConfig,
+        max_inflight: usize,
+        metrics: &Metrics,
+    ) -> Self {
         let metrics = metrics.backend(&config.name);
         metrics.up.set(0);
         Self {
             name: config.name.clone(),
             url: config.url.clone(),
             up: AtomicBool::new(false),
+            breaker: Arc::new(Breaker::new(breaker, metrics.clone())),
             metrics,
+            load: Arc::new(Load::default()),
+            slots: Arc::new(Semaphore::new(
+                max_inflight.clamp(1, Semaphore::MAX_PERMITS),
+            )),
         }
     }
 
@@ -45,5 +67,22 @@ impl Backend {
 
     pub fn metrics(&self) -> &BackendMetrics {
         &self.metrics
+    }
+
+    pub fn breaker(&self) -> &Arc<Breaker> {
+        &self.breaker
+    }
+
+    pub fn load(&self) -> &Arc<Load> {
+        &self.load
+    }
+
+    pub fn try_slot(&self) -> Option<BackendSlot> {
+        Arc::clone(&self.slots).try_acquire_owned().ok()
+    }
+
+    /// Waits for a slot; the semaphore is never closed, so `None` cannot happen in practice.
+    pub async fn slot(&self) -> Option<BackendSlot> {
+        Arc::clone(&self.slots).acquire_owned().await.ok()
     }
 }

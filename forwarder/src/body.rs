@@ -1,10 +1,12 @@
 //! The response body the forwarder sends: either a small local answer or an upstream body
 //! streamed frame by frame.
 //!
-//! The body also owns what must live exactly as long as the response: the upstream slot and
-//! the request's metrics timer. Both are released when the body ends, fails or is dropped
-//! (client gone), and dropping the body drops the upstream body too, which closes that upstream
-//! connection so the model server stops generating.
+//! The body also owns what must live exactly as long as the response: the upstream attempt
+//! (slots, pending count, breaker permit) and the request's metrics timer. They are released
+//! when the body ends, fails or is dropped (client gone), and dropping the body drops the
+//! upstream body too, which closes that upstream connection so the model server stops
+//! generating. The attempt's verdict goes to the breaker: a clean end is a success, a broken
+//! or stalled stream a failure, a client that left says nothing.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,9 +16,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::time::{Instant, Sleep};
 
-use crate::admission::Slot;
+use crate::attempt::{Attempt, Verdict};
 use crate::backend::Backend;
 use crate::metrics::{RequestTimer, UpstreamErrorKind};
 
@@ -35,6 +38,8 @@ pub enum StreamError {
     Upstream(#[source] hyper::Error),
     #[error("request timeout elapsed while streaming the response")]
     Timeout,
+    #[error("the upstream sent nothing for longer than the idle timeout")]
+    Idle,
 }
 
 pub struct ResponseBody {
@@ -54,14 +59,45 @@ enum Inner {
 struct UpstreamStream {
     body: Incoming,
     deadline: Pin<Box<Sleep>>,
+    idle: Duration,
+    idle_timer: Pin<Box<Sleep>>,
     backend: Arc<Backend>,
     sse: bool,
+    /// Observed at the first data frame of a stream, then taken.
+    ttft: Option<Histogram>,
+}
+
+/// Upstream streaming settings.
+pub struct StreamOptions {
+    /// The answer is an event stream: count TTFT, send an error event before an abort.
+    pub sse: bool,
+    pub deadline: Instant,
+    pub idle: Duration,
+    pub ttft: Histogram,
 }
 
 #[derive(Default)]
 struct Held {
     timer: Option<RequestTimer>,
-    slot: Option<Slot>,
+    attempt: Option<Attempt>,
+}
+
+impl Held {
+    /// Ends the attempt with `verdict`; the time it waited on the backend goes to the timer.
+    fn settle(&mut self, verdict: Verdict) {
+        if let Some(attempt) = self.attempt.take() {
+            let waited = attempt.settle(verdict);
+            if let Some(timer) = &mut self.timer {
+                timer.add_upstream_wait(waited);
+            }
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.settle(Verdict::Unknown);
+    }
 }
 
 impl ResponseBody {
@@ -79,25 +115,28 @@ impl ResponseBody {
         }
     }
 
-    /// Streams `body` through, holding `slot` until it ends and aborting at `deadline`.
-    /// `sse` asks for the error event before an abort (only safe without a content-length).
+    /// Streams `body` through, holding `attempt` until it ends and aborting at the deadline or
+    /// after an idle gap. `sse` asks for the error event before an abort (only safe without a
+    /// content-length).
     pub fn upstream(
         body: Incoming,
         backend: Arc<Backend>,
-        sse: bool,
-        deadline: Instant,
-        slot: Slot,
+        attempt: Attempt,
+        opts: StreamOptions,
     ) -> Self {
         Self {
             inner: Inner::Upstream(Box::new(UpstreamStream {
                 body,
-                deadline: Box::pin(tokio::time::sleep_until(deadline)),
+                deadline: Box::pin(tokio::time::sleep_until(opts.deadline)),
+                idle: opts.idle,
+                idle_timer: Box::pin(tokio::time::sleep(opts.idle)),
                 backend,
-                sse,
+                sse: opts.sse,
+                ttft: opts.sse.then_some(opts.ttft),
             })),
             held: Held {
                 timer: None,
-                slot: Some(slot),
+                attempt: Some(attempt),
             },
         }
     }
@@ -110,7 +149,8 @@ impl ResponseBody {
 
     fn finish(&mut self) {
         self.inner = Inner::Done;
-        self.held = Held::default();
+        self.held.settle(Verdict::Success);
+        self.held.timer = None;
     }
 
     fn fail(
@@ -121,13 +161,14 @@ impl ResponseBody {
         backend: &Backend,
     ) -> Poll<Option<Result<Frame<Bytes>, StreamError>>> {
         backend.metrics().count_error(kind);
+        self.held.settle(Verdict::Failure);
         if sse {
-            // Replacing `inner` drops the upstream body now; the slot is freed with it.
+            // Replacing `inner` drops the upstream body now; the slots were freed just above.
             self.inner = Inner::Aborting(Box::pin(tokio::time::sleep(SSE_FLUSH_GRACE)), Some(err));
-            self.held.slot = None;
             return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(SSE_INTERRUPTED)))));
         }
-        self.finish();
+        self.inner = Inner::Done;
+        self.held.timer = None;
         Poll::Ready(Some(Err(err)))
     }
 }
@@ -150,7 +191,22 @@ impl Body for ResponseBody {
                 Poll::Ready(frame)
             }
             Inner::Upstream(up) => match Pin::new(&mut up.body).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+                Poll::Ready(Some(Ok(frame))) => {
+                    let now = Instant::now();
+                    up.idle_timer.as_mut().reset(now + up.idle);
+                    if frame.data_ref().is_some_and(|d| !d.is_empty())
+                        && let Some(ttft) = up.ttft.take()
+                        && let Some(timer) = &this.held.timer
+                    {
+                        ttft.observe(timer.started().elapsed().as_secs_f64());
+                    }
+                    // With a known length the server stops polling after the last byte, so
+                    // a clean end must be seen here, not only at `Ready(None)`.
+                    if up.body.is_end_stream() {
+                        this.held.settle(Verdict::Success);
+                    }
+                    Poll::Ready(Some(Ok(frame)))
+                }
                 Poll::Ready(None) => {
                     this.finish();
                     Poll::Ready(None)
@@ -165,24 +221,25 @@ impl Body for ResponseBody {
                     )
                 }
                 Poll::Pending => {
-                    ready!(up.deadline.as_mut().poll(cx));
+                    let err = if up.deadline.as_mut().poll(cx).is_ready() {
+                        StreamError::Timeout
+                    } else {
+                        ready!(up.idle_timer.as_mut().poll(cx));
+                        StreamError::Idle
+                    };
                     let (sse, backend) = (up.sse, Arc::clone(&up.backend));
-                    this.fail(
-                        StreamError::Timeout,
-                        UpstreamErrorKind::Timeout,
-                        sse,
-                        &backend,
-                    )
+                    this.fail(err, UpstreamErrorKind::Timeout, sse, &backend)
                 }
             },
             Inner::Aborting(grace, err) => {
                 ready!(grace.as_mut().poll(cx));
                 let err = err.take().unwrap_or(StreamError::Timeout);
-                this.finish();
+                this.inner = Inner::Done;
+                this.held.timer = None;
                 Poll::Ready(Some(Err(err)))
             }
             Inner::Done => {
-                this.finish();
+                this.held.timer = None;
                 Poll::Ready(None)
             }
         }

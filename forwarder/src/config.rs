@@ -8,16 +8,30 @@
 //! backends:
 //!   - { name: a, url: http://127.0.0.1:9001 }
 //!   - url: http://127.0.0.1:9002          # name defaults to backend-<index> (0-based: backend-1)
-//! admission: { max_inflight: 4096, max_queue: 500 }
-//! timeouts: { connect: 2s, first_byte: 60s, request: 10m, drain: 10s }
+//! admission: { max_inflight: 4096, max_queue: 500, per_backend: 4096, shed_status: 429 }
+//! timeouts: { connect: 2s, first_byte: 60s, idle: 30s, request: 10m, drain: 10s, header_read: 10s }
 //! http2: { max_concurrent_streams: 2048 }
+//! routing: { strategy: consistent_hash, hash_header: x-user-id, balance_factor: 1.25, virtual_nodes: 160,
+//!            per_model: { big-model: p2c } }
+//! breaker: { failures: 5, wait: 30s, max_wait: 5m }  # + failure_rate: 50%, window: 10s, min_requests: 20
+//! retries: { budget: 20%, min_per_second: 5, max_attempts: 2 }
+//! cache: { enabled: false, ttl: 60s, max_entries: 10000, max_body: 256KiB }
+//! compression: { gzip: true, min_size: 1KiB, max_size: 4MiB }
+//! limits: { max_body: 4MiB, max_header: 64KiB }
+//! auth: { api_keys: [key-1], api_keys_env: FORWARDER_API_KEYS, upstream_key_env: UPSTREAM_KEY }
+//! fallback: { status: 503, message: "系统繁忙,请稍后重试" }
+//! warmup: { connections: 0, request: false }
 //! ```
 //!
 //! - `admission.max_inflight`: concurrent upstream requests (>= 1); `max_queue`: requests that may
-//!   wait for one of those slots (0 = shed as soon as all slots are busy).
+//!   wait for one of those slots (0 = shed as soon as all slots are busy); `per_backend` bounds
+//!   concurrent requests to any one backend; `shed_status` answers overflow (429 or 503).
 //! - `timeouts`: human durations (`250ms`, `2s`, `1m30s`), all non-zero. `first_byte` runs until
 //!   the upstream response headers; `request` bounds the whole request including the streamed
-//!   body; `drain` is how long in-flight requests may finish after SIGTERM/SIGINT.
+//!   body; `idle` bounds the gap between two chunks of a streamed answer; `drain` is how long
+//!   in-flight requests may finish after SIGTERM/SIGINT; `header_read` is how long a client may
+//!   take to send a request head.
+//! - The gateway policies (routing ... warmup) are described in [`policy`].
 //! - Backend URLs are `http://HOST:PORT` (no path, query or credentials); names must be unique
 //!   because they are metric labels.
 //!
@@ -37,14 +51,22 @@ use serde_saphyr::{SnippetMode, Spanned};
 
 use crate::cli::Cli;
 
+pub mod policy;
+
+pub use policy::{
+    AuthConfig, BreakerConfig, CacheConfig, CompressionConfig, FallbackConfig, LimitsConfig,
+    Policies, RetryConfig, RoutingConfig, Secret, Strategy, WarmupConfig,
+};
+
 /// The validated settings the forwarder runs with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub listen: SocketAddr,
     pub backends: Vec<BackendConfig>,
     pub admission: AdmissionConfig,
     pub timeouts: Timeouts,
     pub http2: Http2Config,
+    pub policies: Policies,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,14 +80,20 @@ pub struct BackendConfig {
 pub struct AdmissionConfig {
     pub max_inflight: usize,
     pub max_queue: usize,
+    /// Concurrent upstream requests to one backend.
+    pub per_backend: usize,
+    /// The status of an answer shed because the wait queue is full.
+    pub shed_status: http::StatusCode,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     pub connect: Duration,
     pub first_byte: Duration,
+    pub idle: Duration,
     pub request: Duration,
     pub drain: Duration,
+    pub header_read: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +106,8 @@ impl Default for AdmissionConfig {
         Self {
             max_inflight: 4096,
             max_queue: 500,
+            per_backend: 4096,
+            shed_status: http::StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -87,8 +117,10 @@ impl Default for Timeouts {
         Self {
             connect: Duration::from_secs(2),
             first_byte: Duration::from_secs(60),
+            idle: Duration::from_secs(30),
             request: Duration::from_secs(600),
             drain: Duration::from_secs(10),
+            header_read: Duration::from_secs(10),
         }
     }
 }
@@ -247,6 +279,24 @@ struct FileConfig {
     timeouts: FileTimeouts,
     #[serde(default)]
     http2: FileHttp2,
+    #[serde(default)]
+    routing: policy::FileRouting,
+    #[serde(default)]
+    breaker: policy::FileBreaker,
+    #[serde(default)]
+    retries: policy::FileRetries,
+    #[serde(default)]
+    cache: policy::FileCache,
+    #[serde(default)]
+    compression: policy::FileCompression,
+    #[serde(default)]
+    limits: policy::FileLimits,
+    #[serde(default)]
+    auth: policy::FileAuth,
+    #[serde(default)]
+    fallback: policy::FileFallback,
+    #[serde(default)]
+    warmup: policy::FileWarmup,
 }
 
 #[derive(Debug, Deserialize)]
@@ -261,6 +311,8 @@ struct FileBackend {
 struct FileAdmission {
     max_inflight: Leaf,
     max_queue: Leaf,
+    per_backend: Leaf,
+    shed_status: Leaf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -268,8 +320,10 @@ struct FileAdmission {
 struct FileTimeouts {
     connect: Leaf,
     first_byte: Leaf,
+    idle: Leaf,
     request: Leaf,
     drain: Leaf,
+    header_read: Leaf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -333,11 +387,16 @@ struct FileValues {
     backends: Vec<BackendConfig>,
     max_inflight: Option<NonZeroUsize>,
     max_queue: Option<usize>,
+    per_backend: Option<NonZeroUsize>,
+    shed_status: Option<http::StatusCode>,
     connect: Option<Duration>,
     first_byte: Option<Duration>,
+    idle: Option<Duration>,
     request: Option<Duration>,
     drain: Option<Duration>,
+    header_read: Option<Duration>,
     max_concurrent_streams: Option<NonZeroU32>,
+    policies: Policies,
 }
 
 impl FileValues {
@@ -357,14 +416,44 @@ impl FileValues {
                 &file.admission.max_queue,
                 parse_count,
             )?,
+            per_backend: r.opt(
+                "admission.per_backend",
+                &file.admission.per_backend,
+                parse_nonzero_count,
+            )?,
+            shed_status: r.opt(
+                "admission.shed_status",
+                &file.admission.shed_status,
+                policy::parse_error_status,
+            )?,
             connect: r.opt("timeouts.connect", &t.connect, parse_nonzero_duration)?,
             first_byte: r.opt("timeouts.first_byte", &t.first_byte, parse_nonzero_duration)?,
+            idle: r.opt("timeouts.idle", &t.idle, parse_nonzero_duration)?,
             request: r.opt("timeouts.request", &t.request, parse_nonzero_duration)?,
             drain: r.opt("timeouts.drain", &t.drain, parse_nonzero_duration)?,
+            header_read: r.opt(
+                "timeouts.header_read",
+                &t.header_read,
+                parse_nonzero_duration,
+            )?,
             max_concurrent_streams: r.opt(
                 "http2.max_concurrent_streams",
                 &file.http2.max_concurrent_streams,
                 parse_nonzero_count,
+            )?,
+            policies: Policies::from_file(
+                &r,
+                &policy::FilePolicies {
+                    routing: &file.routing,
+                    breaker: &file.breaker,
+                    retries: &file.retries,
+                    cache: &file.cache,
+                    compression: &file.compression,
+                    limits: &file.limits,
+                    auth: &file.auth,
+                    fallback: &file.fallback,
+                    warmup: &file.warmup,
+                },
             )?,
         })
     }
@@ -417,6 +506,20 @@ impl Config {
 
         let adm = AdmissionConfig::default();
         let t = Timeouts::default();
+        let mut policies = f.policies;
+        if let Some(strategy) = cli.routing {
+            policies.routing.strategy = strategy;
+        }
+        if let Some(failures) = cli.breaker_failures {
+            policies.breaker.failures = failures.get();
+        }
+        if let Some(wait) = cli.breaker_wait {
+            policies.breaker.wait = wait;
+            policies.breaker.max_wait = policies.breaker.max_wait.max(wait);
+        }
+        if cli.cache {
+            policies.cache.enabled = true;
+        }
         Ok(Self {
             listen: cli.listen.or(f.listen).ok_or(ConfigError::NoListen)?,
             backends,
@@ -426,6 +529,11 @@ impl Config {
                     .or(f.max_inflight)
                     .map_or(adm.max_inflight, NonZeroUsize::get),
                 max_queue: cli.max_queue.or(f.max_queue).unwrap_or(adm.max_queue),
+                per_backend: cli
+                    .per_backend_inflight
+                    .or(f.per_backend)
+                    .map_or(adm.per_backend, NonZeroUsize::get),
+                shed_status: cli.shed_status.or(f.shed_status).unwrap_or(adm.shed_status),
             },
             timeouts: Timeouts {
                 connect: cli.connect_timeout.or(f.connect).unwrap_or(t.connect),
@@ -433,8 +541,10 @@ impl Config {
                     .first_byte_timeout
                     .or(f.first_byte)
                     .unwrap_or(t.first_byte),
+                idle: cli.idle_timeout.or(f.idle).unwrap_or(t.idle),
                 request: cli.request_timeout.or(f.request).unwrap_or(t.request),
                 drain: cli.drain_timeout.or(f.drain).unwrap_or(t.drain),
+                header_read: f.header_read.unwrap_or(t.header_read),
             },
             http2: Http2Config {
                 max_concurrent_streams: cli.h2_max_streams.or(f.max_concurrent_streams).map_or(
@@ -442,6 +552,7 @@ impl Config {
                     NonZeroU32::get,
                 ),
             },
+            policies,
         })
     }
 }
@@ -561,16 +672,58 @@ http2: { max_concurrent_streams: 100 }
         assert_eq!(c.backends[0].name, "a");
         assert_eq!(c.backends[1].name, "backend-1");
         assert_eq!(c.backends[1].url.authority().as_str(), "127.0.0.1:9002");
-        assert_eq!(
-            c.admission,
-            AdmissionConfig {
-                max_inflight: 10,
-                max_queue: 3
-            }
-        );
+        assert_eq!(c.admission.max_inflight, 10);
+        assert_eq!(c.admission.max_queue, 3);
         assert_eq!(c.timeouts.connect, Duration::from_millis(250));
         assert_eq!(c.timeouts.request, Duration::from_secs(90));
         assert_eq!(c.http2.max_concurrent_streams, 100);
+    }
+
+    #[test]
+    fn policies_parse_with_locations() {
+        let yaml = "routing: { strategy: p2c, balance_factor: 1.5, per_model: { big: round_robin } }\n\
+                    breaker: { failures: 3, wait: 2s, failure_rate: 25%, min_requests: 8 }\ncache: { enabled: true, max_body: 64KiB }\n\
+                    admission: { shed_status: 503, per_backend: 8 }\nfallback: { message: busy }\n";
+        let c = from_yaml(
+            &["--listen", "127.0.0.1:0", "--backend", "http://127.0.0.1:1"],
+            yaml,
+        )
+        .unwrap();
+        let p = &c.policies;
+        assert_eq!(p.routing.strategy, Strategy::P2c);
+        assert_eq!(p.routing.balance_factor, 1.5);
+        assert_eq!(p.routing.per_model["big"], Strategy::RoundRobin);
+        assert_eq!(p.breaker.failures, 3);
+        assert_eq!(p.breaker.wait, Duration::from_secs(2));
+        let rate = p.breaker.failure_rate.unwrap();
+        assert_eq!((rate.rate, rate.min_requests), (0.25, 8));
+        assert_eq!(rate.window, Duration::from_secs(10));
+        assert!(p.cache.enabled);
+        assert_eq!(p.cache.max_body, 65536);
+        assert_eq!(
+            c.admission.shed_status,
+            http::StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(c.admission.per_backend, 8);
+        assert_eq!(p.fallback.message, "busy");
+
+        let bad = "routing:\n  per_model: { big: fastest }\n";
+        let msg = from_yaml(
+            &["--listen", "127.0.0.1:0", "--backend", "http://127.0.0.1:1"],
+            bad,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.starts_with("conf.yaml:2:"), "{msg}");
+        assert!(msg.contains("routing.per_model.big"), "{msg}");
+        let env = "auth: { upstream_key_env: SURELY_NOT_SET_FWD_TEST }\n";
+        let msg = from_yaml(
+            &["--listen", "127.0.0.1:0", "--backend", "http://127.0.0.1:1"],
+            env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("SURELY_NOT_SET_FWD_TEST is not set"), "{msg}");
     }
 
     #[test]

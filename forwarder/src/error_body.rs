@@ -86,16 +86,40 @@ pub fn method_not_allowed(allowed: &'static str) -> Response<ResponseBody> {
     resp
 }
 
-/// 503 for a full wait queue; `Retry-After: 1` because queues drain within seconds.
-pub fn overloaded(detail: &str) -> Response<ResponseBody> {
+/// A shed answer (429 or 503) for a full wait queue; `Retry-After: 1` because queues drain
+/// within seconds.
+pub fn overloaded(status: StatusCode, detail: &str) -> Response<ResponseBody> {
     let mut resp = error_response(
-        StatusCode::SERVICE_UNAVAILABLE,
+        status,
         ErrorType::Server,
         "overloaded",
         &format!("{BUSY_MESSAGE} ({detail})"),
     );
     resp.headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
+/// The configured answer when no backend may be tried: every breaker is open.
+pub fn fallback(status: StatusCode, message: &str) -> Response<ResponseBody> {
+    let mut resp = error_response(status, ErrorType::Server, "no_backend_available", message);
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
+/// 401 for a missing or unknown client key; the key itself is never repeated.
+pub fn unauthorized() -> Response<ResponseBody> {
+    let mut resp = error_response(
+        StatusCode::UNAUTHORIZED,
+        ErrorType::InvalidRequest,
+        "invalid_api_key",
+        "missing or invalid API key: send Authorization: Bearer KEY",
+    );
+    resp.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer"),
+    );
     resp
 }
 
@@ -125,8 +149,8 @@ mod tests {
 
     #[tokio::test]
     async fn overloaded_has_the_contract_shape() {
-        let resp = overloaded("forwarder queue full");
-        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let resp = overloaded(StatusCode::TOO_MANY_REQUESTS, "forwarder queue full");
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(resp.headers()[RETRY_AFTER], "1");
         let v = json(resp).await;
         assert_eq!(v["error"]["type"], "server_error");

@@ -1,4 +1,6 @@
 //! Active health checks: every second, `GET {backend}/healthz` on each backend, concurrently.
+//! A failed check marks the backend down (routing tries it last) and counts as a failure for
+//! its circuit breaker.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +54,9 @@ async fn check(client: &HealthClient, backend: &Backend) {
         None => false,
     };
     backend.set_up(up);
+    if !up {
+        backend.breaker().health_failure();
+    }
 }
 
 async fn probe(client: &HealthClient, uri: Uri) -> bool {

@@ -1,7 +1,6 @@
 //! The `forwarder` binary: parse flags, load config (exit 2 on bad input), run (exit 3 on failure).
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -28,9 +27,6 @@ fn main() -> ExitCode {
 }
 
 fn run(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let result = runtime.block_on(forwarder::server::run(config));
-    // Do not wait on stragglers (e.g. a DNS lookup thread) after the drain has ended.
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    Ok(result?)
+    forwarder::fd_limit::raise_open_files();
+    forwarder::server::run(config).context("the forwarder failed")
 }

@@ -4,12 +4,15 @@
 //! `forwarder_requests_total{class}`, `forwarder_request_duration_seconds`,
 //! `forwarder_inflight_requests`, `forwarder_queue_depth`, `forwarder_queue_depth_max`,
 //! `forwarder_shed_total`, `forwarder_backend_up{backend}` and
-//! `forwarder_upstream_errors_total{backend,kind}`.
+//! `forwarder_upstream_errors_total{backend,kind}`. Beside them: `forwarder_ttft_seconds`,
+//! `forwarder_overhead_seconds`, `forwarder_retries_total`, `forwarder_cache_requests_total{result}`,
+//! `forwarder_breaker_state{backend}`, `forwarder_breaker_transitions_total{backend,state}`,
+//! `forwarder_upstream_requests_total{backend}` and `forwarder_fallback_total`.
 //!
 //! Labelled series are resolved once (per status class, per backend) and kept as handles, so
 //! the request path never touches the families' locks.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -21,6 +24,37 @@ use prometheus_client::registry::Registry;
 
 /// Content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Content type of [`Metrics::encode_classic`]'s output.
+pub const CLASSIC_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// OpenMetrics names a counter family without `_total` in HELP/TYPE while its samples carry
+/// it; the classic format wants one name throughout, and has no `# EOF`.
+fn openmetrics_to_classic(text: &str) -> String {
+    let counters: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len() + 16 * counters.len());
+    for line in text.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| Some((p, line.strip_prefix(p)?.split_once(' ')?)));
+        match meta {
+            Some((prefix, (name, rest))) if counters.contains(name) => {
+                out.push_str(prefix);
+                out.push_str(name);
+                out.push_str("_total ");
+                out.push_str(rest);
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ClassLabels {
@@ -30,6 +64,17 @@ struct ClassLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BackendLabels {
     backend: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransitionLabels {
+    backend: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -44,6 +89,8 @@ pub enum UpstreamErrorKind {
     Connect,
     Timeout,
     Io,
+    /// The backend answered 5xx.
+    Status5xx,
 }
 
 impl UpstreamErrorKind {
@@ -52,6 +99,25 @@ impl UpstreamErrorKind {
             Self::Connect => "connect",
             Self::Timeout => "timeout",
             Self::Io => "io",
+            Self::Status5xx => "status_5xx",
+        }
+    }
+}
+
+/// A breaker's state as the `forwarder_breaker_state` gauge shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BreakerState {
+    Closed = 0,
+    Open = 1,
+    HalfOpen = 2,
+}
+
+impl BreakerState {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
         }
     }
 }
@@ -63,6 +129,11 @@ pub struct BackendMetrics {
     connect: Counter,
     timeout: Counter,
     io: Counter,
+    status_5xx: Counter,
+    breaker_state: Gauge,
+    /// Entered closed, open, half-open.
+    transitions: [Counter; 3],
+    pub requests: Counter,
 }
 
 impl BackendMetrics {
@@ -71,7 +142,18 @@ impl BackendMetrics {
             UpstreamErrorKind::Connect => self.connect.inc(),
             UpstreamErrorKind::Timeout => self.timeout.inc(),
             UpstreamErrorKind::Io => self.io.inc(),
+            UpstreamErrorKind::Status5xx => self.status_5xx.inc(),
         };
+    }
+
+    /// The initial state: shown, but not a transition.
+    pub fn breaker_starts_closed(&self) {
+        self.breaker_state.set(BreakerState::Closed as i64);
+    }
+
+    pub fn breaker_entered(&self, state: BreakerState) {
+        self.breaker_state.set(state as i64);
+        self.transitions[state as usize].inc();
     }
 }
 
@@ -93,6 +175,21 @@ pub struct Metrics {
     queue: QueueMetrics,
     backend_up: Family<BackendLabels, Gauge>,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    breaker_state: Family<BackendLabels, Gauge>,
+    breaker_transitions: Family<TransitionLabels, Counter>,
+    upstream_requests: Family<BackendLabels, Counter>,
+    pub hot: HotMetrics,
+}
+
+/// Handles the request path updates directly.
+#[derive(Clone, Debug)]
+pub struct HotMetrics {
+    pub ttft: Histogram,
+    pub overhead: Histogram,
+    pub retries: Counter,
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
+    pub fallbacks: Counter,
 }
 
 impl Default for Metrics {
@@ -142,7 +239,7 @@ impl Metrics {
         );
         registry.register(
             "forwarder_shed",
-            "Requests rejected with 503 because the wait queue was full",
+            "Requests rejected at once (429 or 503) because the wait queue was full",
             queue.shed.clone(),
         );
 
@@ -155,8 +252,62 @@ impl Metrics {
         let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
         registry.register(
             "forwarder_upstream_errors",
-            "Failed upstream exchanges by backend and kind (connect, timeout, io)",
+            "Failed upstream exchanges by backend and kind (connect, timeout, io, status_5xx)",
             upstream_errors.clone(),
+        );
+
+        let breaker_state = Family::<BackendLabels, Gauge>::default();
+        registry.register(
+            "forwarder_breaker_state",
+            "Circuit breaker per backend: 0 closed, 1 open, 2 half-open (one probe in flight)",
+            breaker_state.clone(),
+        );
+        let breaker_transitions = Family::<TransitionLabels, Counter>::default();
+        registry.register(
+            "forwarder_breaker_transitions",
+            "Circuit breaker state changes by backend and the state entered",
+            breaker_transitions.clone(),
+        );
+        let upstream_requests = Family::<BackendLabels, Counter>::default();
+        registry.register(
+            "forwarder_upstream_requests",
+            "Requests sent to each backend, retries and probes included",
+            upstream_requests.clone(),
+        );
+
+        // 100 us doubling up to ~100 s: TTFT spans queueing, model time and long prompts.
+        let ttft = Histogram::new(exponential_buckets(0.0001, 2.0, 21));
+        registry.register(
+            "forwarder_ttft_seconds",
+            "Streams: time from request arrival to the first body byte from the backend",
+            ttft.clone(),
+        );
+        // 10 us doubling up to ~1.3 s: overhead should sit in the lowest buckets.
+        let overhead = Histogram::new(exponential_buckets(0.00001, 2.0, 18));
+        registry.register(
+            "forwarder_overhead_seconds",
+            "Time in the forwarder minus time waiting on backends, per request",
+            overhead.clone(),
+        );
+        let retries = Counter::default();
+        registry.register(
+            "forwarder_retries",
+            "Requests sent again to another backend after a failure before any byte reached the client",
+            retries.clone(),
+        );
+        let cache = Family::<CacheLabels, Counter>::default();
+        let cache_hits = cache.get_or_create_owned(&CacheLabels { result: "hit" });
+        let cache_misses = cache.get_or_create_owned(&CacheLabels { result: "miss" });
+        registry.register(
+            "forwarder_cache_requests",
+            "Cacheable requests by result (hit, miss)",
+            cache,
+        );
+        let fallbacks = Counter::default();
+        registry.register(
+            "forwarder_fallback",
+            "Requests answered with the fallback because no backend could be tried",
+            fallbacks.clone(),
         );
 
         Self {
@@ -167,6 +318,17 @@ impl Metrics {
             queue,
             backend_up,
             upstream_errors,
+            breaker_state,
+            breaker_transitions,
+            upstream_requests,
+            hot: HotMetrics {
+                ttft,
+                overhead,
+                retries,
+                cache_hits,
+                cache_misses,
+                fallbacks,
+            },
         }
     }
 
@@ -179,13 +341,29 @@ impl Metrics {
                     kind: kind.label(),
                 })
         };
+        let label = BackendLabels {
+            backend: name.to_owned(),
+        };
+        let transition = |state: BreakerState| {
+            self.breaker_transitions
+                .get_or_create_owned(&TransitionLabels {
+                    backend: name.to_owned(),
+                    state: state.label(),
+                })
+        };
         BackendMetrics {
-            up: self.backend_up.get_or_create_owned(&BackendLabels {
-                backend: name.to_owned(),
-            }),
+            up: self.backend_up.get_or_create_owned(&label),
             connect: errors(UpstreamErrorKind::Connect),
             timeout: errors(UpstreamErrorKind::Timeout),
             io: errors(UpstreamErrorKind::Io),
+            status_5xx: errors(UpstreamErrorKind::Status5xx),
+            breaker_state: self.breaker_state.get_or_create_owned(&label),
+            transitions: [
+                transition(BreakerState::Closed),
+                transition(BreakerState::Open),
+                transition(BreakerState::HalfOpen),
+            ],
+            requests: self.upstream_requests.get_or_create_owned(&label),
         }
     }
 
@@ -210,6 +388,8 @@ impl Metrics {
             started: Instant::now(),
             inflight: self.inflight.clone(),
             duration: self.duration.clone(),
+            overhead: None,
+            upstream_wait: Duration::ZERO,
         }
     }
 
@@ -218,6 +398,12 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+
+    /// The whole registry in the classic Prometheus text format (0.0.4), for scrapers and
+    /// tools (promtool) that do not ask for OpenMetrics.
+    pub fn encode_classic(&self) -> Result<String, std::fmt::Error> {
+        Ok(openmetrics_to_classic(&self.encode()?))
     }
 }
 
@@ -229,12 +415,35 @@ pub struct RequestTimer {
     started: Instant,
     inflight: Gauge,
     duration: Histogram,
+    /// Set for requests the forwarder routes; probes and scrapes have no overhead to speak of.
+    overhead: Option<Histogram>,
+    upstream_wait: Duration,
+}
+
+impl RequestTimer {
+    /// Also observe `forwarder_overhead_seconds` when this request ends.
+    pub fn track_overhead(&mut self, overhead: Histogram) {
+        self.overhead = Some(overhead);
+    }
+
+    /// Time spent waiting on a backend: not the forwarder's overhead.
+    pub fn add_upstream_wait(&mut self, waited: Duration) {
+        self.upstream_wait += waited;
+    }
+
+    pub fn started(&self) -> Instant {
+        self.started
+    }
 }
 
 impl Drop for RequestTimer {
     fn drop(&mut self) {
         self.inflight.dec();
-        self.duration.observe(self.started.elapsed().as_secs_f64());
+        let elapsed = self.started.elapsed();
+        self.duration.observe(elapsed.as_secs_f64());
+        if let Some(overhead) = &self.overhead {
+            overhead.observe(elapsed.saturating_sub(self.upstream_wait).as_secs_f64());
+        }
     }
 }
 
@@ -267,5 +476,21 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn classic_format_names_counters_with_total_throughout() {
+        let m = Metrics::new();
+        let text = m.encode_classic().unwrap();
+        assert!(
+            text.contains("# TYPE forwarder_shed_total counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("# HELP forwarder_shed_total "), "{text}");
+        assert!(
+            text.contains("# TYPE forwarder_queue_depth gauge\n"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"));
     }
 }

@@ -1,19 +1,26 @@
 //! The pooled HTTP/1.1 client to the backends and the rewrite of a client request into an
-//! upstream one (URI, hop-by-hop headers, `host`, `x-forwarded-for`). Bodies stream through.
+//! upstream one (URI, hop-by-hop headers, `host`, `x-forwarded-for`, the upstream key). Request
+//! bodies are buffered (so they can be sent again); answers stream through.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use http::header::{HOST, HeaderValue};
-use http::uri::{PathAndQuery, Scheme};
+use bytes::Bytes;
+use http::header::{ACCEPT_ENCODING, AUTHORIZATION, HOST, HeaderValue};
+use http::uri::Scheme;
 use http::{Request, Response, Uri, Version};
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::backend::Backend;
+use crate::config::Secret;
 use crate::headers::{append_forwarded_for, remove_hop_by_hop};
+use crate::request::ClientRequest;
 
 /// Idle upstream connections are kept this long for reuse.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -30,33 +37,97 @@ pub enum UpstreamError {
     Request(#[from] http::Error),
 }
 
+/// What the client's `authorization` header becomes upstream.
+#[derive(Clone, Debug)]
+pub enum UpstreamAuth {
+    /// No keys configured: the client's header goes through as it is.
+    PassThrough,
+    /// The client's header was the forwarder's own key: not for the backend's eyes.
+    Strip,
+    /// The configured upstream key replaces whatever the client sent.
+    Key(HeaderValue),
+}
+
+impl UpstreamAuth {
+    pub fn new(upstream_key: Option<&Secret>, client_keys_enabled: bool) -> Self {
+        match upstream_key {
+            Some(key) => HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+                .map(|mut v| {
+                    v.set_sensitive(true);
+                    Self::Key(v)
+                })
+                .unwrap_or(Self::Strip),
+            None if client_keys_enabled => Self::Strip,
+            None => Self::PassThrough,
+        }
+    }
+}
+
+type PooledClient = Client<HttpConnector, Full<Bytes>>;
+
+thread_local! {
+    /// This thread's pools, by [`Upstream`] id. A connection's task runs on the thread that
+    /// opened it, so requests sent from that same thread never wake another one.
+    static POOLS: RefCell<Vec<(u64, PooledClient)>> = const { RefCell::new(Vec::new()) };
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// The way to the backends: one keep-alive pool per thread that sends (see [`POOLS`]).
 #[derive(Clone, Debug)]
 pub struct Upstream {
-    client: Client<HttpConnector, Incoming>,
+    id: u64,
+    connect_timeout: Duration,
+    auth: UpstreamAuth,
 }
 
 impl Upstream {
-    pub fn new(connect_timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(connect_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
-        Self { client }
+    pub fn new(connect_timeout: Duration, auth: UpstreamAuth) -> Self {
+        Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            connect_timeout,
+            auth,
+        }
+    }
+
+    /// Starts `req` on this thread's client, which is built on first use.
+    fn start(&self, req: Request<Full<Bytes>>) -> ResponseFuture {
+        POOLS.with(|pools| {
+            let mut pools = pools.borrow_mut();
+            if let Some((_, client)) = pools.iter().find(|(id, _)| *id == self.id) {
+                return client.request(req);
+            }
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            connector.set_connect_timeout(Some(self.connect_timeout));
+            let client = Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+                .pool_timer(TokioTimer::new())
+                .build(connector);
+            let started = client.request(req);
+            pools.push((self.id, client));
+            started
+        })
     }
 
     /// Sends `req` to `backend` and returns once the response headers arrived.
     pub async fn send(
         &self,
         backend: &Backend,
-        req: Request<Incoming>,
+        req: &ClientRequest,
         client_ip: IpAddr,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let req = upstream_request(backend, req, client_ip)?;
-        self.client.request(req).await.map_err(|e| {
+        let req = upstream_request(backend, req, client_ip, &self.auth)?;
+        self.send_raw(req).await
+    }
+
+    /// Sends a request built elsewhere (warm-up) over the same pool.
+    pub async fn send_raw(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        self.start(req).await.map_err(|e| {
             if e.is_connect() {
                 UpstreamError::Connect(e)
             } else {
@@ -68,27 +139,39 @@ impl Upstream {
 
 fn upstream_request(
     backend: &Backend,
-    req: Request<Incoming>,
+    req: &ClientRequest,
     client_ip: IpAddr,
-) -> Result<Request<Incoming>, UpstreamError> {
-    let (mut parts, body) = req.into_parts();
+    auth: &UpstreamAuth,
+) -> Result<Request<Full<Bytes>>, UpstreamError> {
     let authority = backend.url().authority().clone();
-    let path = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    parts.uri = Uri::builder()
+    let uri = Uri::builder()
         .scheme(Scheme::HTTP)
         .authority(authority.clone())
-        .path_and_query(path)
+        .path_and_query(req.path.clone())
         .build()?;
+    let mut upstream = Request::new(Full::new(req.body.clone()));
+    *upstream.method_mut() = req.method.clone();
+    *upstream.uri_mut() = uri;
     // Clients may speak HTTP/2 to us; backends are spoken to in HTTP/1.1.
-    parts.version = Version::HTTP_11;
-    remove_hop_by_hop(&mut parts.headers);
+    *upstream.version_mut() = Version::HTTP_11;
+    let headers = upstream.headers_mut();
+    headers.clone_from(&req.headers);
+    remove_hop_by_hop(headers);
+    // Compression is the client edge's business; on loopback it would only cost time, and a
+    // compressed answer could not be cached for clients that do not accept it.
+    headers.remove(ACCEPT_ENCODING);
     if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
-        parts.headers.insert(HOST, host);
+        headers.insert(HOST, host);
     }
-    append_forwarded_for(&mut parts.headers, client_ip);
-    Ok(Request::from_parts(parts, body))
+    match auth {
+        UpstreamAuth::PassThrough => {}
+        UpstreamAuth::Strip => {
+            headers.remove(AUTHORIZATION);
+        }
+        UpstreamAuth::Key(key) => {
+            headers.insert(AUTHORIZATION, key.clone());
+        }
+    }
+    append_forwarded_for(headers, client_ip);
+    Ok(upstream)
 }

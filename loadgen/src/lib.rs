@@ -6,11 +6,14 @@
 //! recorded into per-second HDR intervals ([`stats`]) that feed the progress display ([`ui`]) and
 //! the report writers ([`report`]); at the end the summary is judged against the budgets
 //! ([`report::budget`]) and the exit code says how it went ([`exit`]). Afterwards [`compare`]
-//! judges one run's report against another's (a release against its baseline).
+//! judges one run's report against another's (a release against its baseline). While the load
+//! runs, [`chaos`] injects the scenario's scheduled faults into the stack and measures their
+//! effect.
 //!
 //! The mock LLM server ([`mock`]) is a product feature in its own right: `loadgen mock` serves an
 //! OpenAI-compatible API with a realistic latency and token profile.
 
+pub mod chaos;
 pub mod compare;
 pub mod engine;
 pub mod exit;

@@ -25,6 +25,8 @@ enum Command {
     Validate { scenario: PathBuf },
     /// Serve the mock OpenAI-compatible LLM backend.
     Mock(mock::MockArgs),
+    /// Run the network fault proxy in front of a backend, with an HTTP control API.
+    ChaosProxy(loadgen::chaos::standalone::ChaosProxyArgs),
     /// Compare two runs' reports; exit 1 if NEW regressed beyond tolerance, 2 on bad input.
     Compare(compare::CompareArgs),
     /// Print a run folder's summary and render its report.html again.
@@ -106,6 +108,17 @@ fn main() -> ExitCode {
                 Ok(()) => exit::OK,
                 Err(e) => {
                     eprintln!("loadgen mock: {e:#}");
+                    exit::RUN_FAILED
+                }
+            },
+            Command::ChaosProxy(args) => match loadgen::chaos::standalone::run(args).await {
+                Ok(()) => exit::OK,
+                Err(e @ loadgen::chaos::standalone::ChaosProxyError::NotLoopback(_)) => {
+                    eprintln!("loadgen chaos-proxy: {e}");
+                    exit::BAD_INPUT
+                }
+                Err(e) => {
+                    eprintln!("loadgen chaos-proxy: {e}");
                     exit::RUN_FAILED
                 }
             },

@@ -99,7 +99,7 @@ fn a_backend_dying_mid_stream_is_never_a_clean_end() {
 }
 
 #[test]
-fn beyond_the_queue_requests_are_shed_with_503_and_counted() {
+fn beyond_the_queue_requests_are_shed_with_429_and_counted() {
     let backend = Server::mock(&[
         "--ttft",
         "1s",
@@ -132,7 +132,7 @@ fn beyond_the_queue_requests_are_shed_with_503_and_counted() {
     answers.sort();
     let shed = answers
         .iter()
-        .filter(|a| a.starts_with("HTTP/1.1 503"))
+        .filter(|a| a.starts_with("HTTP/1.1 429"))
         .count();
     let ok = answers
         .iter()
@@ -141,7 +141,7 @@ fn beyond_the_queue_requests_are_shed_with_503_and_counted() {
     assert_eq!((ok, shed), (2, 3), "{answers:#?}");
     let shed_answer = answers
         .iter()
-        .find(|a| a.starts_with("HTTP/1.1 503"))
+        .find(|a| a.starts_with("HTTP/1.1 429"))
         .unwrap()
         .to_ascii_lowercase();
     assert!(shed_answer.contains("retry-after: 1"), "{shed_answer}");

@@ -38,6 +38,7 @@ fn a_short_scenario_passes_and_its_reports_add_up() {
         get("ok") + get("failed"),
         "requests = ok + failed"
     );
+    assert_eq!(get("lost"), 0.0, "every scheduled request was counted");
     let by_class: f64 = summary
         .iter()
         .filter(|(m, _)| m.starts_with("failed_"))

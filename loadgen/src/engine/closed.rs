@@ -127,6 +127,7 @@ async fn user(
             return;
         }
         let request = drive.template.build(u64::from(id), &mut rng);
+        drive.recorder.record_scheduled();
         let mut outcome = Outcome::default();
         let sent = Instant::now();
         let interrupted = {

@@ -71,6 +71,7 @@ pub async fn run(drive: Drive, arrivals: Arrivals, max_inflight: u32) {
                 _ = stop.changed() => break,
             }
         }
+        drive.recorder.record_scheduled();
         if inflight.count.load(Ordering::Acquire) >= max_inflight {
             drive.recorder.record_dropped();
             continue;

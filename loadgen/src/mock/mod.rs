@@ -2,7 +2,8 @@
 //! and token profile, which scenarios run against by default.
 //!
 //! Routes: `POST /v1/chat/completions` and `POST /v1/completions` (streamed as SSE or whole),
-//! `GET /v1/models`, `GET /healthz`, `GET /metrics` (Prometheus text). Each completion draws its
+//! `GET /v1/models`, `GET /healthz`, `GET /metrics` (Prometheus text), and `/_chaos` (loopback
+//! only) to switch scheduled HTTP faults on and off ([`chaos`]). Each completion draws its
 //! own time to first token, decode speed and length from the [`MockProfile`], may be turned into
 //! an injected error, and streams one event per token on a drift-free schedule.
 //!
@@ -15,6 +16,7 @@
 //! `server` (accept loop, routing, shutdown).
 
 mod body;
+pub mod chaos;
 mod completion;
 mod metrics;
 mod plan;

@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::body::MockBody;
+use super::chaos::{Faults, HttpFault};
 use super::completion::{Identity, MODELS, error_body, full_answer};
 use super::metrics::{Metrics, Outcome};
 use super::plan::Plan;
@@ -47,6 +48,8 @@ struct Mock {
     metrics: Arc<Metrics>,
     seed: u64,
     requests: AtomicU64,
+    /// HTTP faults switched on at run time through `/_chaos`.
+    faults: Faults,
 }
 
 impl Mock {
@@ -58,6 +61,7 @@ impl Mock {
             profile,
             metrics: Arc::default(),
             requests: AtomicU64::new(0),
+            faults: Faults::default(),
         }
     }
 
@@ -107,11 +111,13 @@ pub async fn serve_with(
             // Reap finished connections so the set does not grow for the whole run.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
                     // Tokens are tiny writes that must leave at once.
                     let _ = stream.set_nodelay(true);
                     let mock = Arc::clone(&mock);
-                    let service = service_fn(move |req| route(Arc::clone(&mock), req));
+                    // Only this machine may switch faults on (the control has no other guard).
+                    let loopback = peer.ip().is_loopback();
+                    let service = service_fn(move |req| route(Arc::clone(&mock), req, loopback));
                     if let Some(tls) = &tls {
                         // The handshake runs in the connection's task, never in the accept loop.
                         let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
@@ -159,7 +165,14 @@ impl AcceptErrors {
     }
 }
 
-async fn route(mock: Arc<Mock>, req: Request<Incoming>) -> Result<Response<MockBody>, Infallible> {
+async fn route(
+    mock: Arc<Mock>,
+    req: Request<Incoming>,
+    loopback: bool,
+) -> Result<Response<MockBody>, Infallible> {
+    if loopback && req.uri().path().starts_with(CHAOS_PATH) {
+        return Ok(chaos_control(&mock, req).await);
+    }
     let response = match (req.method(), req.uri().path()) {
         (&Method::POST, "/v1/chat/completions") => complete(&mock, Api::Chat, req).await,
         (&Method::POST, "/v1/completions") => complete(&mock, Api::Text, req).await,
@@ -224,7 +237,18 @@ async fn complete(mock: &Mock, api: Api, req: Request<Incoming>) -> Response<Moc
     drop(body);
 
     let mut rng = mock.rng();
-    let plan = Plan::draw(&mock.profile, ask.max_tokens, &mut rng);
+    let mut plan = Plan::draw(&mock.profile, ask.max_tokens, &mut rng);
+    let effect = mock.faults.roll(&mut rng);
+    if !effect.delay.is_zero() {
+        tokio::time::sleep(effect.delay).await;
+    }
+    if let Some((status, body, retry_after)) = effect.error {
+        // Like the profile's errors, an injected one costs about a first token's time.
+        tokio::time::sleep(plan.ttft).await;
+        guard.finish(Outcome::Error);
+        return scheduled_error(status, body, retry_after);
+    }
+    plan.ttft += effect.first_token_delay;
     if plan.fail {
         // Errors take about as long as a first token: a failing backend is not a free one.
         tokio::time::sleep(plan.ttft).await;
@@ -236,7 +260,8 @@ async fn complete(mock: &Mock, api: Api, req: Request<Incoming>) -> Response<Moc
     let usage = Usage::new(ask.prompt_tokens, plan.tokens);
     if ask.stream {
         let usage = ask.include_usage.then_some(usage);
-        let stream = TokenStream::new(&identity, plan, usage, rng, Instant::now(), guard);
+        let stream = TokenStream::new(&identity, plan, usage, rng, Instant::now(), guard)
+            .cut_after(effect.cut_after);
         let mut response = Response::new(MockBody::Tokens(Box::new(stream)));
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -298,6 +323,61 @@ fn injected_error(status: StatusCode) -> Response<MockBody> {
         response
             .headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+/// Where the fault control lives; see [`super::chaos`].
+const CHAOS_PATH: &str = "/_chaos";
+
+/// `GET /_chaos`, `PUT /_chaos/<id>` (JSON fault), `DELETE /_chaos[/<id>]`.
+async fn chaos_control(mock: &Mock, req: Request<Incoming>) -> Response<MockBody> {
+    let id = req.uri().path()[CHAOS_PATH.len()..]
+        .trim_start_matches('/')
+        .to_owned();
+    let ok = |text: String| respond(StatusCode::OK, "application/json", text);
+    match *req.method() {
+        Method::GET => ok(mock.faults.list_json()),
+        Method::DELETE => {
+            mock.faults.clear((!id.is_empty()).then_some(id.as_str()));
+            ok(mock.faults.list_json())
+        }
+        Method::PUT | Method::POST if !id.is_empty() => {
+            let body = match Limited::new(req.into_body(), 64 << 10).collect().await {
+                Ok(body) => body.to_bytes(),
+                Err(_) => return openai_error(StatusCode::BAD_REQUEST, "unreadable body"),
+            };
+            let fault: HttpFault = match serde_json::from_slice(&body) {
+                Ok(fault) => fault,
+                Err(e) => return openai_error(StatusCode::BAD_REQUEST, &format!("bad fault: {e}")),
+            };
+            match mock.faults.set(&id, fault) {
+                Ok(()) => ok(mock.faults.list_json()),
+                Err(e) => openai_error(StatusCode::BAD_REQUEST, &e),
+            }
+        }
+        _ => openai_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "use GET /_chaos, PUT /_chaos/<id> or DELETE /_chaos[/<id>]",
+        ),
+    }
+}
+
+/// A scheduled error fault's answer: its own body if given, else OpenAI's shape for the status.
+fn scheduled_error(
+    status: u16,
+    body: Option<String>,
+    retry_after: Option<u64>,
+) -> Response<MockBody> {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = match body {
+        Some(body) => respond(status, "application/json", body),
+        None => injected_error(status),
+    };
+    if let Some(seconds) = retry_after
+        && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+    {
+        response.headers_mut().insert(RETRY_AFTER, value);
     }
     response
 }

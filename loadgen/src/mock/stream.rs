@@ -41,6 +41,8 @@ pub struct TokenStream {
     timer: Pin<Box<Sleep>>,
     next: Next,
     guard: RequestGuard,
+    /// A scheduled fault ends the stream after this many tokens, without `[DONE]`.
+    cut_after: Option<u32>,
 }
 
 impl TokenStream {
@@ -67,7 +69,14 @@ impl TokenStream {
             start,
             next,
             guard,
+            cut_after: None,
         }
+    }
+
+    /// Ends the stream early (without `[DONE]`) after `tokens` tokens, if given.
+    pub fn cut_after(mut self, tokens: Option<u32>) -> TokenStream {
+        self.cut_after = tokens;
+        self
     }
 
     /// Ready once token `i` is due. Deadlines count from the stream's start, so a late wake-up
@@ -103,6 +112,11 @@ impl Body for TokenStream {
                 ready!(this.due(cx, 0));
                 this.next = Next::Token(0);
                 this.chunks.role()
+            }
+            Next::Token(i) if this.cut_after.is_some_and(|cut| i >= cut) => {
+                this.next = Next::End;
+                this.guard.finish(Outcome::Error);
+                return Poll::Ready(None);
             }
             Next::Token(i) => {
                 ready!(this.due(cx, i));

@@ -28,6 +28,8 @@ pub enum Unit {
     Count,
     /// Per second, written `250` or `250/s`.
     PerSecond,
+    /// Written as a duration (`5s`), held in seconds (the resilience figures).
+    Seconds,
 }
 
 impl Unit {
@@ -37,6 +39,7 @@ impl Unit {
             Unit::Percent => "%",
             Unit::Count => "count",
             Unit::PerSecond => "1/s",
+            Unit::Seconds => "s",
         }
     }
 }
@@ -52,6 +55,12 @@ pub fn describe(metric: &str) -> Option<(Bound, Unit)> {
     {
         return Some((Bound::AtMost, Unit::Millis));
     }
+    // Before the `failed_<class>` names, which `failed_during_faults` would otherwise shadow.
+    match metric {
+        "breaker_open_after" | "recovered_after" => return Some((Bound::AtMost, Unit::Seconds)),
+        "failed_during_faults" => return Some((Bound::AtMost, Unit::Count)),
+        _ => {}
+    }
     if let Some(class) = metric.strip_prefix("failed_") {
         return ErrorClass::ALL
             .iter()
@@ -62,7 +71,7 @@ pub fn describe(metric: &str) -> Option<(Bound, Unit)> {
         "success_rate" | "goodput_rate" => (Bound::AtLeast, Unit::Percent),
         "throughput" | "goodput" | "output_tokens_per_s" => (Bound::AtLeast, Unit::PerSecond),
         "requests" | "ok" => (Bound::AtLeast, Unit::Count),
-        "failed" | "dropped" | "queue_depth_max" | "shed" => (Bound::AtMost, Unit::Count),
+        "failed" | "dropped" | "lost" | "queue_depth_max" | "shed" => (Bound::AtMost, Unit::Count),
         _ => return None,
     })
 }
@@ -76,16 +85,21 @@ pub fn known_metrics() -> String {
     names.extend(
         [
             "success_rate",
+            "goodput_rate",
             "throughput",
+            "goodput",
             "output_tokens_per_s",
             "requests",
             "ok",
             "failed",
+            "dropped",
+            "lost",
         ]
         .map(String::from),
     );
     names.push("failed_<class>".into());
     names.extend(["queue_depth_max", "shed"].map(String::from));
+    names.extend(crate::chaos::figures::METRICS.map(String::from));
     names.join(", ")
 }
 
@@ -116,6 +130,9 @@ impl Budget {
                     * 1000.0
             }
             Unit::Percent => parse_percent(value)?,
+            Unit::Seconds => parse_duration(value)
+                .map_err(|e| format!("{e} (a {metric} budget is a duration like 5s)"))?
+                .as_secs_f64(),
             Unit::Count | Unit::PerSecond => {
                 let number = value.trim().trim_end_matches("/s").trim();
                 number
@@ -198,6 +215,16 @@ mod tests {
         );
         assert!(Budget::parse("failed_gremlins", "1").is_err());
         assert!(Budget::parse("ttft_p99", "fast").is_err());
+        let b = Budget::parse("breaker_open_after", "5s").unwrap();
+        assert_eq!(
+            (b.bound, b.unit, b.limit),
+            (Bound::AtMost, Unit::Seconds, 5.0)
+        );
+        assert_eq!(
+            Budget::parse("failed_during_faults", "10").unwrap().limit,
+            10.0
+        );
+        assert_eq!(Budget::parse("lost", "0").unwrap().bound, Bound::AtMost);
     }
 
     #[test]

@@ -42,10 +42,19 @@ pub fn render(summary: &SummaryFile, meta: Option<&RunMeta>) -> String {
         count("ok"),
         count("failed")
     );
+    if let Some(lost) = summary.value("lost").filter(|l| *l > 0.0) {
+        let _ = writeln!(
+            out,
+            "LOST {} requests: scheduled but never counted (a loadgen bug; please report it)",
+            format_value(lost)
+        );
+    }
     let failures: Vec<String> = summary
         .metrics
         .iter()
-        .filter(|m| m.name.starts_with("failed_") && m.value.is_some_and(|v| v > 0.0))
+        // `failed_during_faults` is a resilience figure (shown below), not a failure class.
+        .filter(|m| m.name.starts_with("failed_") && m.name != "failed_during_faults")
+        .filter(|m| m.value.is_some_and(|v| v > 0.0))
         .map(|m| {
             format!(
                 "{} {}",
@@ -69,6 +78,7 @@ pub fn render(summary: &SummaryFile, meta: Option<&RunMeta>) -> String {
             "output_tokens_per_s",
         ],
         &["queue_depth_max", "shed"],
+        &crate::chaos::figures::METRICS,
     ] {
         let parts: Vec<String> = group
             .iter()

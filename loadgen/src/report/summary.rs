@@ -40,6 +40,12 @@ impl Summary {
         s.push("ok", Some(all.ok as f64), "count");
         s.push("failed", Some(all.failed_total() as f64), "count");
         s.push("dropped", Some(all.dropped as f64), "count");
+        // Scheduled minus counted outcomes: anything but 0 is a loadgen bug, and says so.
+        s.push(
+            "lost",
+            Some(all.scheduled.saturating_sub(requests) as f64),
+            "count",
+        );
         for class in ErrorClass::ALL {
             s.push(
                 &format!("failed_{}", class.name()),
@@ -78,7 +84,8 @@ impl Summary {
         s
     }
 
-    fn push(&mut self, metric: &str, value: Option<f64>, unit: &'static str) {
+    /// Adds a row computed outside the recorder's totals (e.g. the chaos figures).
+    pub fn push(&mut self, metric: &str, value: Option<f64>, unit: &'static str) {
         self.rows.push(Row {
             metric: metric.to_owned(),
             value,

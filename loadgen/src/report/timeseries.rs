@@ -21,6 +21,10 @@ pub struct Tick<'a> {
     pub interval: &'a Interval,
     pub seconds: f64,
     pub forwarder: Option<ForwarderFigures>,
+    /// Scheduled faults active in this second (`;`-separated names), and the ones that
+    /// started (`+name`) or ended (`-name`) in it.
+    pub active_faults: &'a str,
+    pub fault_events: &'a str,
 }
 
 impl TimeseriesWriter {
@@ -34,7 +38,8 @@ impl TimeseriesWriter {
         header.push_str(
             ",throughput,latency_p50_ms,latency_p90_ms,latency_p99_ms,latency_max_ms,\
              ttft_p50_ms,ttft_p99_ms,itl_p50_ms,itl_p99_ms,output_tokens_per_s,\
-             fwd_inflight,fwd_queue_depth,fwd_queue_depth_max,fwd_shed_total",
+             fwd_inflight,fwd_queue_depth,fwd_queue_depth_max,fwd_shed_total,\
+             active_faults,fault_events",
         );
         writeln!(out, "{header}")?;
         Ok(TimeseriesWriter { out })
@@ -85,6 +90,8 @@ impl TimeseriesWriter {
             )),
             None => row.push_str(",,,,"),
         }
+        // Names are made of [A-Za-z0-9_.+;-], so they need no CSV quoting.
+        row.push_str(&format!(",{},{}", tick.active_faults, tick.fault_events));
         writeln!(self.out, "{row}")?;
         // Flushed every second so a crashed or killed run still leaves its timeline.
         self.out.flush()

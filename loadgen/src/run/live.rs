@@ -11,6 +11,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::RunError;
+use crate::chaos::figures::{DEFAULT_RECOVERED_RATE, Figures, Markers};
+use crate::chaos::timeline;
 use crate::engine::client::Endpoint;
 use crate::engine::{Drive, Level, Phase, drive, request::RequestTemplate};
 use crate::report::artifacts::{EndOfRun, LiveWriters, write_end};
@@ -18,7 +20,7 @@ use crate::report::budget::Verdict;
 use crate::report::summary::Summary;
 use crate::report::timeseries::{Tick, TimeseriesWriter};
 use crate::scenario::Plan;
-use crate::stack::probe;
+use crate::stack::{Stack, probe};
 use crate::stats::{ForwarderFigures, Recorder, Totals};
 use crate::ui::{Display, DisplayOptions, Frame, FrameInput, RunView, StageView};
 
@@ -29,6 +31,7 @@ pub async fn run_load(
     target: &http::Uri,
     endpoint: Arc<Endpoint>,
     forwarder: Option<SocketAddr>,
+    stack: Option<&Stack>,
     dir: &Path,
     no_tui: bool,
 ) -> Result<Vec<Verdict>, RunError> {
@@ -82,6 +85,17 @@ pub async fn run_load(
     let live_writers = LiveWriters::create(dir, wall_start, plan.request.stream, open)
         .map_err(|e| RunError::Failed(e.to_string()))?;
     let mut totals = Totals::default();
+    // The fault timeline borrows the stack, so it is polled here beside the reporter rather
+    // than spawned; it is inert once the loop ends.
+    let journal = timeline::journal(&plan.faults);
+    let mut fault_figures = (!plan.faults.is_empty()).then(|| Figures::new(&plan.faults));
+    let chaos = async {
+        if let Some(stack) = stack.filter(|_| !plan.faults.is_empty()) {
+            timeline::run(&plan.faults, stack, started, journal.clone()).await;
+        }
+    };
+    let mut chaos = std::pin::pin!(chaos);
+    let mut chaos_done = false;
     let mut ticker = tokio::time::interval_at(started + TICK, TICK);
     let mut last_tick = started;
     let mut engine = std::pin::pin!(engine);
@@ -90,6 +104,10 @@ pub async fn run_load(
         let finished = tokio::select! {
             _ = ticker.tick() => false,
             _ = &mut engine => true,
+            () = &mut chaos, if !chaos_done => {
+                chaos_done = true;
+                continue;
+            }
         };
         let now = Instant::now();
         let interval = recorder.take();
@@ -98,6 +116,16 @@ pub async fn run_load(
         totals.peak_users = totals.peak_users.max(current_users);
         let figures = *latest.lock().unwrap_or_else(|p| p.into_inner());
         let seconds = (now - last_tick).as_secs_f64();
+        let markers = match fault_figures.as_mut() {
+            Some(figures) => {
+                let journal = journal.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                figures.tick(last_tick - started, now - started, &interval, &journal)
+            }
+            None => Markers::default(),
+        };
+        if !markers.events.is_empty() {
+            display.note(&format!("faults: {}", markers.events.replace(';', " ")));
+        }
         live_writers.record(last_tick - started, now - last_tick, &interval);
         last_tick = now;
         timeseries
@@ -108,6 +136,8 @@ pub async fn run_load(
                 interval: &interval,
                 seconds,
                 forwarder: figures,
+                active_faults: &markers.active,
+                fault_events: &markers.events,
             })
             .map_err(|e| io_err("timeseries.csv", e))?;
         totals.all.add(&interval);
@@ -138,21 +168,58 @@ pub async fn run_load(
         scraper.abort();
     }
     // One last look at the forwarder, after the last request ended.
+    // A fault may have left the forwarder down on purpose: then its last scrape stands.
+    let forwarder_faulted = plan
+        .faults
+        .iter()
+        .any(|f| f.target == crate::chaos::Target::Forwarder);
     let final_figures = match forwarder {
-        Some(addr) => Some(scrape(addr).await.ok_or_else(|| {
-            RunError::Failed("the forwarder's /metrics did not answer at the end of the run".into())
-        })?),
+        Some(addr) => match scrape(addr).await {
+            Some(figures) => Some(figures),
+            None if forwarder_faulted => *latest.lock().unwrap_or_else(|p| p.into_inner()),
+            None => {
+                return Err(RunError::Failed(
+                    "the forwarder's /metrics did not answer at the end of the run".into(),
+                ));
+            }
+        },
         None => None,
     };
 
-    let summary = Summary::new(&totals, load_time, plan.request.stream, open, final_figures);
+    let mut summary = Summary::new(&totals, load_time, plan.request.stream, open, final_figures);
+    if let Some(fault_figures) = &fault_figures {
+        let journal = journal.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for (fault, happened) in plan.faults.iter().zip(&journal.faults) {
+            for problem in &happened.problems {
+                eprintln!("fault {}: {problem}", fault.name);
+            }
+        }
+        let recovered_rate = plan
+            .budgets
+            .iter()
+            .find(|b| b.metric == "success_rate")
+            .map_or(DEFAULT_RECOVERED_RATE, |b| b.limit);
+        fault_figures
+            .finish(
+                &journal,
+                load_time,
+                recovered_rate,
+                &mut summary,
+                &dir.join("faults.csv"),
+            )
+            .map_err(|e| io_err("faults.csv", e))?;
+    }
     summary
         .write_csv(&dir.join("summary.csv"))
         .map_err(|e| io_err("summary.csv", e))?;
     // Printed from the file just written, by the same renderer `loadgen report` uses.
     match crate::report::folder::read_summary(&dir.join("summary.csv")) {
         Ok(file) => print!("{}", crate::report::console::render(&file, None)),
-        Err(e) => return Err(RunError::Failed(format!("cannot read back summary.csv: {e}"))),
+        Err(e) => {
+            return Err(RunError::Failed(format!(
+                "cannot read back summary.csv: {e}"
+            )));
+        }
     }
     let verdicts: Vec<Verdict> = plan
         .budgets

@@ -74,7 +74,7 @@ pub async fn run(options: RunArgs) -> Result<i32, RunError> {
         (Some(path), _) => {
             let mut plan = scenario::load(path).map_err(|e| RunError::BadInput(e.to_string()))?;
             if let Some(total) = options.duration {
-                plan.load.squeeze(total);
+                plan.squeeze(total);
             }
             plan
         }
@@ -102,16 +102,23 @@ pub async fn run(options: RunArgs) -> Result<i32, RunError> {
             let logs = dir.join("logs");
             std::fs::create_dir_all(&logs)
                 .map_err(|e| RunError::Failed(format!("cannot create {}: {e}", logs.display())))?;
-            let stack = Stack::start(spec, &logs)
+            let proxies = plan.faults.iter().any(|f| f.is_network());
+            let stack = Stack::start(spec, &logs, proxies)
                 .await
                 .map_err(|e| RunError::Failed(format!("the stack did not start: {e}")))?;
             for child in stack.children() {
                 println!(
                     "stack: {:<10} pid {:<7} {}  (log {})",
                     child.name,
-                    child.pid,
+                    child.pid(),
                     child.url(),
                     child.log.display()
+                );
+            }
+            for (proxy, backend) in stack.proxies.iter().zip(&stack.backends) {
+                println!(
+                    "fault proxy: http://{} -> {} (network faults act here)",
+                    proxy.addr, backend.name
                 );
             }
             Some(stack)
@@ -191,7 +198,16 @@ async fn drive(
     }
     let endpoint = Arc::new(Endpoint { addr, tls });
     let forwarder = stack.and_then(|s| s.forwarder.as_ref()).map(|f| f.addr);
-    live::run_load(plan, &target, endpoint, forwarder, dir, options.no_tui).await
+    live::run_load(
+        plan,
+        &target,
+        endpoint,
+        forwarder,
+        stack,
+        dir,
+        options.no_tui,
+    )
+    .await
 }
 
 /// The target's socket address; only loopback unless the user says otherwise.

@@ -34,8 +34,24 @@ pub struct Plan {
     /// Per-request objectives for goodput.
     pub slo: crate::engine::slo::Slo,
     pub load: LoadPlan,
+    /// Scheduled faults, in the same time frame as `load` (squeezed with it).
+    pub faults: Vec<crate::chaos::Fault>,
     pub budgets: Vec<Budget>,
     pub report: ReportSpec,
+}
+
+impl Plan {
+    /// Squeezes the whole scenario into `total`: the stages, and the fault timeline with them.
+    pub fn squeeze(&mut self, total: Duration) {
+        let before = self.load.total_duration().as_secs_f64();
+        self.load.squeeze(total);
+        if before > 0.0 {
+            let factor = total.as_secs_f64() / before;
+            for fault in &mut self.faults {
+                fault.scale(factor);
+            }
+        }
+    }
 }
 
 /// How load is generated.

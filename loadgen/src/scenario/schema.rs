@@ -30,6 +30,9 @@ pub struct Scenario {
     #[serde(default)]
     pub tls: TlsSpec,
     pub load: LoadSpec,
+    /// Scheduled fault injections on the stack's processes and backends.
+    #[serde(default)]
+    pub faults: Vec<crate::chaos::spec::FaultSpec>,
     /// Metric name (as in summary.csv) to bound.
     #[serde(default)]
     pub budgets: BTreeMap<String, Spanned<ScalarText>>,

@@ -278,12 +278,56 @@ pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> 
     RequestTemplate::new(&request, &probe_target, Protocol::Http1)
         .map_err(|e| err(at(&request.path), e.field, e.message))?;
 
+    let faults = match (&stack, scenario.faults.first()) {
+        (_, None) => Vec::new(),
+        (None, Some(first)) => {
+            return Err(err(
+                at(&first.kind),
+                "faults[0]",
+                "faults act on the processes the stack starts: add a `stack`".into(),
+            ));
+        }
+        (Some(stack), Some(_)) => {
+            let names = crate::stack::backend_names(stack);
+            let faults =
+                crate::chaos::spec::resolve(&scenario.faults, &names, plan_load.total_duration())
+                    .map_err(|e| err(Some(e.at), &e.field, e.message))?;
+            // The fault proxies sit between the forwarder and the backends.
+            if let Some(i) = faults.iter().position(|f| f.is_network())
+                && !stack.forwarder.enabled
+            {
+                return Err(err(
+                    at(&scenario.faults[i].kind),
+                    &format!("faults[{i}].kind"),
+                    "network faults act between the forwarder and the backends: enable \
+                     stack.forwarder"
+                        .into(),
+                ));
+            }
+            faults
+        }
+    };
     let forwarder_scraped = stack.as_ref().is_some_and(|s| s.forwarder.enabled);
     let mut budgets = Vec::with_capacity(scenario.budgets.len());
     for (metric, value) in &scenario.budgets {
         let field = format!("budgets.{metric}");
         let budget =
             Budget::parse(metric, &value.value.0).map_err(|m| err(at(value), &field, m))?;
+        if crate::chaos::figures::METRICS.contains(&metric.as_str()) && faults.is_empty() {
+            return Err(err(
+                at(value),
+                &field,
+                "is measured around scheduled faults, so it needs a `faults:` list".into(),
+            ));
+        }
+        if metric == "breaker_open_after" && !forwarder_scraped {
+            return Err(err(
+                at(value),
+                &field,
+                "is read from the forwarder's /metrics, so it needs a stack with the forwarder"
+                    .into(),
+            ));
+        }
         if matches!(metric.as_str(), "queue_depth_max" | "shed") && !forwarder_scraped {
             return Err(err(
                 at(value),
@@ -322,6 +366,7 @@ pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> 
         slo,
         request,
         load: plan_load,
+        faults,
         budgets,
         report: scenario.report,
     })

@@ -15,6 +15,9 @@ pub use child::{Child, ChildError};
 pub struct Stack {
     pub backends: Vec<Child>,
     pub forwarder: Option<Child>,
+    /// Network fault proxies, one in front of each backend (same order), when asked for: the
+    /// forwarder then reaches each backend through its proxy.
+    pub proxies: Vec<crate::chaos::proxy::Proxy>,
 }
 
 /// Why the stack could not start (exit code 3).
@@ -29,17 +32,25 @@ pub enum StackError {
     ForwarderNotFound(String),
     #[error("cannot locate the loadgen executable to start mock backends: {0}")]
     SelfExe(std::io::Error),
+    #[error("cannot start a fault proxy: {0}")]
+    Proxy(std::io::Error),
 }
 
 impl Stack {
-    /// Starts the backends, then the forwarder; logs go to `log_dir`. On any failure whatever
-    /// was started is stopped before the error returns.
-    pub async fn start(spec: &StackSpec, log_dir: &Path) -> Result<Stack, StackError> {
+    /// Starts the backends, then (with `proxies`) a fault proxy in front of each, then the
+    /// forwarder; logs go to `log_dir`. On any failure whatever was started is stopped before
+    /// the error returns.
+    pub async fn start(
+        spec: &StackSpec,
+        log_dir: &Path,
+        proxies: bool,
+    ) -> Result<Stack, StackError> {
         let mut stack = Stack {
             backends: Vec::new(),
             forwarder: None,
+            proxies: Vec::new(),
         };
-        match stack.start_all(spec, log_dir).await {
+        match stack.start_all(spec, log_dir, proxies).await {
             Ok(()) => Ok(stack),
             Err(e) => {
                 stack.stop().await;
@@ -48,25 +59,36 @@ impl Stack {
         }
     }
 
-    async fn start_all(&mut self, spec: &StackSpec, log_dir: &Path) -> Result<(), StackError> {
+    async fn start_all(
+        &mut self,
+        spec: &StackSpec,
+        log_dir: &Path,
+        proxies: bool,
+    ) -> Result<(), StackError> {
         let timeout = spec.startup_timeout.0;
         let me = std::env::current_exe().map_err(StackError::SelfExe)?;
-        let groups = std::iter::once((&spec.backends, "backend"))
-            .chain(spec.degraded.iter().map(|g| (g, "degraded")));
-        for (group, kind) in groups {
+        let mut names = backend_names(spec).into_iter();
+        for group in std::iter::once(&spec.backends).chain(&spec.degraded) {
             for i in 0..group.count.value {
                 let mut profile = group.profile.clone();
                 // One seed per backend, so seeded backends do not answer in lockstep.
                 profile.seed = profile.seed.map(|s| s.wrapping_add(u64::from(i)));
                 let mut args = vec!["mock".to_owned(), "--listen".into(), "127.0.0.1:0".into()];
                 args.extend(profile.to_args());
-                let name = format!("{kind}-{i}");
+                let name = names.next().unwrap_or_default();
                 let child = Child::spawn(&name, &me, &args, log_dir, timeout).await?;
                 self.backends.push(child);
             }
         }
         for backend in &self.backends {
             backend.wait_ready("/healthz", timeout).await?;
+            if proxies {
+                let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+                let proxy = crate::chaos::proxy::Proxy::start(any_port, backend.addr)
+                    .await
+                    .map_err(StackError::Proxy)?;
+                self.proxies.push(proxy);
+            }
         }
         if spec.forwarder.enabled {
             let binary = find_forwarder(spec.forwarder.binary.as_deref())?;
@@ -74,8 +96,16 @@ impl Stack {
             if let Some(config) = &spec.forwarder.config {
                 args.extend(["--config".into(), config.display().to_string()]);
             }
-            for backend in &self.backends {
-                args.extend(["--backend".into(), backend.url()]);
+            let urls: Vec<String> = if self.proxies.is_empty() {
+                self.backends.iter().map(Child::url).collect()
+            } else {
+                self.proxies
+                    .iter()
+                    .map(|p| format!("http://{}", p.addr))
+                    .collect()
+            };
+            for url in urls {
+                args.extend(["--backend".into(), url]);
             }
             if let Some(n) = spec.forwarder.max_inflight {
                 args.extend(["--max-inflight".into(), n.to_string()]);
@@ -109,6 +139,16 @@ impl Stack {
         }
         futures_util::future::join_all(self.backends.iter_mut().map(|b| b.stop(STOP_GRACE))).await;
     }
+}
+
+/// The backends' names in start order: `backend-<i>` for the healthy group, `degraded-<i>` for
+/// the rest (numbered across the degraded groups, so every name is unique).
+pub fn backend_names(spec: &StackSpec) -> Vec<String> {
+    let healthy = (0..spec.backends.count.value).map(|i| format!("backend-{i}"));
+    let degraded: u32 = spec.degraded.iter().map(|g| g.count.value).sum();
+    healthy
+        .chain((0..degraded).map(|i| format!("degraded-{i}")))
+        .collect()
 }
 
 /// How long a child may take to exit after SIGTERM before it is killed.

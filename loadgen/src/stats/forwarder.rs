@@ -8,6 +8,8 @@ pub struct ForwarderFigures {
     /// Highest queue depth since the forwarder started (catches spikes between scrapes).
     pub queue_depth_max: f64,
     pub shed_total: f64,
+    /// Bit `i` set: `forwarder_breaker_state{backend="backend-<i>"}` reads 1 (open).
+    pub breakers_open: u64,
 }
 
 impl ForwarderFigures {
@@ -22,6 +24,14 @@ impl ForwarderFigures {
                 continue;
             };
             let name = series.split('{').next().unwrap_or(series).trim();
+            if name == "forwarder_breaker_state" {
+                if let Some(bit) = backend_index(series).filter(|&i| i < 64)
+                    && value == 1.0
+                {
+                    figures.breakers_open |= 1 << bit;
+                }
+                continue;
+            }
             let slot = match name {
                 "forwarder_inflight_requests" => &mut figures.inflight,
                 "forwarder_queue_depth" => &mut figures.queue_depth,
@@ -33,6 +43,12 @@ impl ForwarderFigures {
         }
         figures
     }
+}
+
+/// `N` of a `backend="backend-N"` label, the forwarder's name for its N-th `--backend`.
+fn backend_index(series: &str) -> Option<usize> {
+    let rest = &series[series.find("backend=\"backend-")? + "backend=\"backend-".len()..];
+    rest[..rest.find('"')?].parse().ok()
 }
 
 #[cfg(test)]
@@ -48,5 +64,14 @@ mod tests {
             (f.queue_depth, f.queue_depth_max, f.inflight, f.shed_total),
             (3.0, 17.0, 120.0, 4.0)
         );
+    }
+
+    #[test]
+    fn open_breakers_are_read_per_backend() {
+        let text = "forwarder_breaker_state{backend=\"backend-0\"} 0
+                    forwarder_breaker_state{backend=\"backend-2\"} 1
+                    forwarder_breaker_state{backend=\"backend-3\"} 2
+";
+        assert_eq!(super::ForwarderFigures::parse(text).breakers_open, 0b100);
     }
 }

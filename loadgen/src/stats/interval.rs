@@ -23,6 +23,9 @@ pub fn new_histogram() -> Histogram<u64> {
 /// Counters and histograms for one span of time.
 #[derive(Clone, Debug)]
 pub struct Interval {
+    /// Requests the engine set out to send (counted before sending): every one of them must
+    /// end as ok, failed or dropped; the difference is reported as `lost`.
+    pub scheduled: u64,
     pub ok: u64,
     pub failed: [u64; ErrorClass::ALL.len()],
     /// Scheduled requests the open model could not start (in-flight cap reached).
@@ -43,6 +46,7 @@ pub struct Interval {
 impl Default for Interval {
     fn default() -> Self {
         Interval {
+            scheduled: 0,
             ok: 0,
             failed: [0; ErrorClass::ALL.len()],
             dropped: 0,
@@ -97,6 +101,7 @@ impl Interval {
     }
 
     pub fn add(&mut self, other: &Interval) {
+        self.scheduled += other.scheduled;
         self.ok += other.ok;
         for (mine, theirs) in self.failed.iter_mut().zip(other.failed) {
             *mine += theirs;
@@ -114,6 +119,7 @@ impl Interval {
 
     /// Empties the interval in place, keeping its allocations.
     fn clear(&mut self) {
+        self.scheduled = 0;
         self.ok = 0;
         self.failed = [0; ErrorClass::ALL.len()];
         self.dropped = 0;
@@ -158,6 +164,11 @@ thread_local! {
 impl Recorder {
     pub fn record(&self, outcome: &Outcome) {
         self.with_shard(|interval| interval.record(outcome));
+    }
+
+    /// Counts a request the engine is about to send (or, in the open model, that is due).
+    pub fn record_scheduled(&self) {
+        self.with_shard(|interval| interval.scheduled += 1);
     }
 
     /// Counts a scheduled request that could not be started.

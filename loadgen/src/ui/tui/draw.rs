@@ -567,6 +567,7 @@ mod tests {
                     queue_depth: 4.0,
                     queue_depth_max: 9.0,
                     shed_total: 2.0,
+                    ..ForwarderFigures::default()
                 }),
                 draining: false,
             });

@@ -1,0 +1,52 @@
+//! Switches HTTP faults on and off in a running mock through its `/_chaos` control.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::mock::chaos::HttpFault;
+
+/// A control call should take milliseconds; a hung mock must not hold the timeline.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Sets fault `id` on the mock at `addr`.
+pub async fn set(addr: SocketAddr, id: &str, fault: &HttpFault) -> Result<(), String> {
+    let body = serde_json::to_string(fault).map_err(|e| e.to_string())?;
+    call(addr, "PUT", &format!("/_chaos/{id}"), &body).await
+}
+
+/// Clears fault `id` on the mock at `addr`.
+pub async fn clear(addr: SocketAddr, id: &str) -> Result<(), String> {
+    call(addr, "DELETE", &format!("/_chaos/{id}"), "").await
+}
+
+async fn call(addr: SocketAddr, method: &str, path: &str, body: &str) -> Result<(), String> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        stream.take(64 << 10).read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    let answer = tokio::time::timeout(TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("{addr} did not answer {method} {path} in time"))?
+        .map_err(|e| format!("{method} {path} on {addr}: {e}"))?;
+    let text = String::from_utf8_lossy(&answer);
+    let status = text.split_whitespace().nth(1).unwrap_or("");
+    if status == "200" {
+        Ok(())
+    } else {
+        let detail = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        Err(format!(
+            "{method} {path} on {addr} answered {status}: {detail}"
+        ))
+    }
+}

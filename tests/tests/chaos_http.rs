@@ -1,0 +1,100 @@
+//! HTTP faults: the mock's `/_chaos` control, and a scheduled error fault whose 5xx reach the
+//! client during its window only, with a faults.csv row per fault.
+
+use std::io::Read;
+use std::time::Duration;
+
+use e2e::*;
+
+fn call(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = http_request(
+        addr,
+        method,
+        path,
+        &[("content-type", "application/json")],
+        body,
+    );
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[test]
+fn the_mock_control_switches_an_error_fault_on_and_off() {
+    let mock = Server::mock(&["--ttft", "1ms", "--output-tokens", "3"]);
+    let chat = chat_body(false);
+    assert_eq!(
+        call(mock.addr, "POST", "/v1/chat/completions", &chat).0,
+        200
+    );
+    let fault = r#"{"kind":"error","status":429,"retry_after_s":7}"#;
+    assert_eq!(call(mock.addr, "PUT", "/_chaos/e1", fault).0, 200);
+    let (status, text) = call(mock.addr, "POST", "/v1/chat/completions", &chat);
+    assert_eq!(status, 429, "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("retry-after: 7"),
+        "{text}"
+    );
+    let (status, listed) = call(mock.addr, "GET", "/_chaos", "");
+    assert!(status == 200 && listed.contains("\"e1\""), "{listed}");
+    assert_eq!(call(mock.addr, "DELETE", "/_chaos/e1", "").0, 200);
+    assert_eq!(
+        call(mock.addr, "POST", "/v1/chat/completions", &chat).0,
+        200
+    );
+    let bad = r#"{"kind":"error","status":200}"#;
+    assert_eq!(call(mock.addr, "PUT", "/_chaos/e2", bad).0, 400);
+}
+
+#[test]
+fn a_scheduled_error_fault_fails_requests_during_its_window_only() {
+    // Straight to one backend (no forwarder to retry elsewhere), so every injected 5xx is seen.
+    let scenario = "name: httpfault\n\
+        stack:\n  backends:\n    count: 1\n    profile: { ttft: 5ms, tokens_per_s: 500, output_tokens: 4 }\n  \
+        forwarder: { enabled: false }\n\
+        load:\n  stages: [{ duration: 1s, users: 5 }, { duration: 6s, users: 5 }]\n  think_time: 20ms\n\
+        faults:\n  \
+        - { at: 2s, duration: 2s, target: backend-0, kind: error, status: 503 }\n  \
+        - { at: 5500ms, duration: 1s, target: all, kind: delay, delay: 50ms }\n\
+        budgets: { lost: 0 }\n";
+    let (dir, path) = write_scenario(scenario);
+    let out = dir.path().join("report");
+    let run = loadgen_run(&path, &out, &["--no-tui"], Duration::from_secs(120));
+    assert_eq!(run.code(), Some(0), "{run:?}");
+
+    let summary = read_summary(&out);
+    assert!(summary["failed_http_5xx"].unwrap() > 0.0, "{summary:?}");
+    assert_eq!(summary["failed_http_5xx"], summary["failed"]);
+    assert_eq!(summary["failed_during_faults"], summary["failed"]);
+    assert_eq!(summary["lost"], Some(0.0));
+
+    for row in read_timeseries(&out) {
+        let elapsed: f64 = row["elapsed_s"].parse().unwrap();
+        let failed: u64 = row["failed_http_5xx"].parse().unwrap();
+        // The reporter's seconds end at whole seconds; the fault covers 2 s..4 s of the load.
+        if elapsed <= 2.0 || elapsed >= 6.0 {
+            assert_eq!(failed, 0, "5xx outside the fault's window: {row:?}");
+        }
+        if (3.0..=4.0).contains(&elapsed) {
+            assert!(failed > 0, "no 5xx inside the window: {row:?}");
+            assert!(row["active_faults"].contains("error-backend-0"), "{row:?}");
+        }
+    }
+
+    let mut faults = csv::Reader::from_path(out.join("faults.csv")).expect("faults.csv");
+    let header = faults.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = faults.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2, "one row per fault");
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    assert_eq!(&rows[0][column("fault")], "error-backend-0");
+    assert_eq!(&rows[1][column("kind")], "delay");
+    assert!(rows[0][column("failed_http_5xx")].parse::<u64>().unwrap() > 0);
+    // Counts are per reporter second: the delay starts well inside a second the error is over.
+    assert_eq!(&rows[1][column("failed_http_5xx")], "0");
+    assert_eq!(&rows[0][column("problems")], "");
+}
