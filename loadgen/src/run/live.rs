@@ -22,7 +22,7 @@ use crate::report::timeseries::{Tick, TimeseriesWriter};
 use crate::scenario::Plan;
 use crate::stack::{Stack, probe};
 use crate::stats::{ForwarderFigures, Recorder, Totals};
-use crate::ui::{Display, DisplayOptions, Frame, FrameInput, RunView, StageView};
+use crate::ui::{Display, DisplayOptions, FaultView, Frame, FrameInput, RunView, StageView};
 
 const TICK: Duration = Duration::from_secs(1);
 
@@ -149,6 +149,7 @@ pub async fn run_load(
             totals: &totals,
             forwarder: figures,
             draining: *phase.borrow() != Phase::Running,
+            active_faults: &markers.active,
         }));
         if !stop_noted && *phase.borrow() != Phase::Running {
             stop_noted = true;
@@ -270,6 +271,15 @@ fn run_view(plan: &Plan, with_forwarder: bool) -> RunView {
         open: plan.load.is_open(),
         streaming: plan.request.stream,
         with_forwarder,
+        faults: plan
+            .faults
+            .iter()
+            .map(|f| FaultView {
+                name: f.name.clone(),
+                at: f.at,
+                end: f.duration.map(|d| f.at + d),
+            })
+            .collect(),
     }
 }
 

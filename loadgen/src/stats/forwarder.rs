@@ -10,6 +10,22 @@ pub struct ForwarderFigures {
     pub shed_total: f64,
     /// Bit `i` set: `forwarder_breaker_state{backend="backend-<i>"}` reads 1 (open).
     pub breakers_open: u64,
+    /// Response-cache lookups since start, by result.
+    pub cache_hits: f64,
+    pub cache_misses: f64,
+}
+
+impl ForwarderFigures {
+    /// Share of cache lookups that hit, in percent; `None` before any lookup (cache off).
+    pub fn cache_hit_rate(&self) -> Option<f64> {
+        let lookups = self.cache_hits + self.cache_misses;
+        (lookups > 0.0).then(|| 100.0 * self.cache_hits / lookups)
+    }
+
+    /// The indexes of the backends whose breaker is open.
+    pub fn open_breakers(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..64).filter(|i| self.breakers_open & (1 << i) != 0)
+    }
 }
 
 impl ForwarderFigures {
@@ -29,6 +45,14 @@ impl ForwarderFigures {
                     && value == 1.0
                 {
                     figures.breakers_open |= 1 << bit;
+                }
+                continue;
+            }
+            if name == "forwarder_cache_requests_total" {
+                if series.contains("result=\"hit\"") {
+                    figures.cache_hits += value;
+                } else if series.contains("result=\"miss\"") {
+                    figures.cache_misses += value;
                 }
                 continue;
             }
@@ -54,12 +78,24 @@ fn backend_index(series: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn breakers_and_cache_are_read_too() {
+        let text = "forwarder_breaker_state{backend=\"backend-0\"} 0\n\
+                    forwarder_breaker_state{backend=\"backend-2\"} 1\n\
+                    forwarder_cache_requests_total{result=\"hit\"} 30\n\
+                    forwarder_cache_requests_total{result=\"miss\"} 10\n";
+        let f = super::ForwarderFigures::parse(text);
+        assert_eq!(f.open_breakers().collect::<Vec<_>>(), vec![2]);
+        assert_eq!(f.cache_hit_rate(), Some(75.0));
+    }
+
+    #[test]
     fn figures_are_read_from_prometheus_text() {
         let text = "# HELP forwarder_queue_depth x\n# TYPE forwarder_queue_depth gauge\n\
                     forwarder_queue_depth 3\nforwarder_queue_depth_max 17\n\
                     forwarder_inflight_requests 120\nforwarder_shed_total 4\n\
                     forwarder_backend_up{backend=\"a\"} 1\n# EOF\n";
         let f = super::ForwarderFigures::parse(text);
+        assert_eq!(f.cache_hit_rate(), None, "no cache lookups yet");
         assert_eq!(
             (f.queue_depth, f.queue_depth_max, f.inflight, f.shed_total),
             (3.0, 17.0, 120.0, 4.0)

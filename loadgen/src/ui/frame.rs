@@ -63,6 +63,8 @@ pub struct Frame {
     pub forwarder: Option<ForwarderFigures>,
     /// Stages are over (or a stop was asked): in-flight requests are finishing.
     pub draining: bool,
+    /// Names of the faults active during this second.
+    pub active_faults: Vec<String>,
 }
 
 /// The reporter's view of one tick.
@@ -75,6 +77,8 @@ pub struct FrameInput<'a> {
     pub totals: &'a Totals,
     pub forwarder: Option<ForwarderFigures>,
     pub draining: bool,
+    /// The active faults, `;`-separated as in timeseries.csv.
+    pub active_faults: &'a str,
 }
 
 impl Frame {
@@ -118,6 +122,12 @@ impl Frame {
             output_tokens_per_s: per_second(i.output_tokens),
             forwarder: input.forwarder,
             draining: input.draining,
+            active_faults: input
+                .active_faults
+                .split(';')
+                .filter(|f| !f.is_empty())
+                .map(str::to_owned)
+                .collect(),
         }
     }
 

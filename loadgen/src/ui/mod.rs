@@ -12,7 +12,7 @@ use std::time::Duration;
 
 pub use frame::{Frame, FrameInput, Percentiles};
 pub use progress::{Progress, Snapshot};
-pub use tui::{OnStop, RunView, StageView};
+pub use tui::{FaultView, OnStop, RunView, StageView};
 
 /// What the display needs to know before the run starts.
 pub struct DisplayOptions {

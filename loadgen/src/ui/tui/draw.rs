@@ -59,6 +59,9 @@ fn full(screen: &mut Screen, area: Rect, state: &State, clock: Duration) {
     if state.run.with_forwarder {
         widths.push(Constraint::Fill(3));
     }
+    if !state.run.faults.is_empty() {
+        widths.push(Constraint::Fill(3));
+    }
     let cells = Layout::horizontal(widths).split(panels);
     spectrum(screen, cells[0], state);
     outcomes(screen, cells[1], state);
@@ -69,6 +72,10 @@ fn full(screen: &mut Screen, area: Rect, state: &State, clock: Duration) {
     }
     if state.run.with_forwarder {
         forwarder(screen, cells[next], state);
+        next += 1;
+    }
+    if !state.run.faults.is_empty() {
+        faults(screen, cells[next], state, clock);
     }
     screen.render_widget(
         Paragraph::new(Line::from(Span::styled(
@@ -76,6 +83,47 @@ fn full(screen: &mut Screen, area: Rect, state: &State, clock: Duration) {
             Style::new().fg(Color::Black).bg(Color::Gray),
         ))),
         help,
+    );
+}
+
+/// The fault timeline: each scheduled fault with its window; active ones highlighted, past
+/// ones dimmed.
+fn faults(screen: &mut Screen, area: Rect, state: &State, clock: Duration) {
+    let active = state
+        .last()
+        .map(|f| f.active_faults.as_slice())
+        .unwrap_or_default();
+    // Two lines a fault (name, then window and state): the panel shares the row with four
+    // others, so one line would cut the window off.
+    let lines: Vec<Line> = state
+        .run
+        .faults
+        .iter()
+        .flat_map(|fault| {
+            let window = match fault.end {
+                Some(end) => format!("{}-{}", clock_text(fault.at), clock_text(end)),
+                None => format!("{}-end", clock_text(fault.at)),
+            };
+            let (mark, style) = if active.contains(&fault.name) {
+                (
+                    "ACTIVE",
+                    Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+                )
+            } else if fault.end.is_some_and(|end| end <= clock) {
+                ("done", Style::new().fg(Color::DarkGray))
+            } else {
+                ("", Style::new())
+            };
+            [
+                Line::from(Span::styled(fault.name.clone(), style)),
+                Line::from(Span::styled(format!("  {window} {mark}"), style)),
+            ]
+        })
+        .collect();
+    let title = format!(" Faults · {} active ", active.len());
+    screen.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(title)),
+        area,
     );
 }
 
@@ -448,6 +496,23 @@ fn forwarder(screen: &mut Screen, area: Rect, state: &State) {
                 Style::new()
             },
         ),
+        {
+            let open: Vec<String> = fwd.open_breakers().map(|i| format!("b{i}")).collect();
+            let (text, style) = if open.is_empty() {
+                ("all closed".to_owned(), Style::new())
+            } else {
+                (
+                    format!("open {}", open.join(",")),
+                    Style::new().fg(Color::Red),
+                )
+            };
+            Row::new(vec!["breakers".to_owned(), text]).style(style)
+        },
+        Row::new(vec![
+            "cache hit".to_owned(),
+            fwd.cache_hit_rate()
+                .map_or_else(|| "-".to_owned(), |r| format!("{r:.1}%")),
+        ]),
     ];
     let table = Table::new(rows, [Constraint::Length(12), Constraint::Fill(1)]).block(block);
     screen.render_widget(table, area);
@@ -531,6 +596,7 @@ mod tests {
             open: false,
             streaming: true,
             with_forwarder: true,
+            faults: Vec::new(),
         });
         for s in 1..=12u64 {
             let p = |base: f64| Percentiles {
@@ -570,6 +636,7 @@ mod tests {
                     ..ForwarderFigures::default()
                 }),
                 draining: false,
+                active_faults: Vec::new(),
             });
         }
         state
@@ -591,6 +658,45 @@ mod tests {
             })
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    #[test]
+    fn after_a_fault_begins_the_timeline_marks_it_active() {
+        let mut state = mid_run();
+        state.run.faults = vec![
+            super::super::FaultView {
+                name: "crash-backend-0".into(),
+                at: Duration::from_secs(10),
+                end: Some(Duration::from_secs(20)),
+            },
+            super::super::FaultView {
+                name: "slow-backend-1".into(),
+                at: Duration::from_secs(25),
+                end: None,
+            },
+        ];
+        let before = draw(&state, 140, 36);
+        assert!(before.contains("Faults · 0 active"), "{before}");
+        assert!(!before.contains("ACTIVE"), "{before}");
+        if let Some(frame) = state.frames.back_mut() {
+            frame.active_faults = vec!["crash-backend-0".into()];
+        }
+        let after = draw(&state, 140, 36);
+        assert!(after.contains("Faults · 1 active"), "{after}");
+        assert!(
+            after.contains("crash-backend-0"),
+            "the fault is listed: {after}"
+        );
+        assert!(after.contains("00:10-00:20 ACTIVE"), "{after}");
+        assert!(
+            after.contains("slow-backend-1") && after.contains("00:25-end"),
+            "{after}"
+        );
+        // The other panels are still there beside it.
+        assert!(
+            after.contains("Forwarder /metrics") && after.contains("Outcomes (run)"),
+            "{after}"
+        );
     }
 
     #[test]

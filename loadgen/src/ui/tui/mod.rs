@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 
 use crate::ui::frame::Frame;
-pub use state::{RunView, StageView, State};
+pub use state::{FaultView, RunView, StageView, State};
 
 /// How often the view redraws (and polls for keys) between frames.
 const REDRAW: Duration = Duration::from_millis(200);

@@ -27,6 +27,17 @@ pub struct RunView {
     pub open: bool,
     pub streaming: bool,
     pub with_forwarder: bool,
+    /// The scenario's fault schedule, in time order.
+    pub faults: Vec<FaultView>,
+}
+
+/// One scheduled fault, as the timeline panel shows it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FaultView {
+    pub name: String,
+    pub at: Duration,
+    /// `None`: until the end of the run.
+    pub end: Option<Duration>,
 }
 
 #[derive(Clone, Debug, Default)]
