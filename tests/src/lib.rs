@@ -334,8 +334,9 @@ pub fn http_request(
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
-    body: &str,
+    body: impl AsRef<[u8]>,
 ) -> std::net::TcpStream {
+    let body = body.as_ref();
     use std::io::Write;
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     stream
@@ -350,7 +351,7 @@ pub fn http_request(
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).expect("send head");
-    stream.write_all(body.as_bytes()).expect("send body");
+    stream.write_all(body).expect("send body");
     stream
 }
 

@@ -24,7 +24,7 @@ fn sse_events_pass_through_one_by_one() {
         "POST",
         "/v1/chat/completions",
         &[("content-type", "application/json")],
-        &chat_body(true),
+        chat_body(true),
     );
     let started = Instant::now();
     let mut arrivals = Vec::new();
@@ -67,7 +67,7 @@ fn a_backend_dying_mid_stream_is_never_a_clean_end() {
         "POST",
         "/v1/chat/completions",
         &[],
-        &chat_body(true),
+        chat_body(true),
     );
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
@@ -117,7 +117,7 @@ fn beyond_the_queue_requests_are_shed_with_429_and_counted() {
                 "POST",
                 "/v1/chat/completions",
                 &[],
-                &chat_body(false),
+                chat_body(false),
             )
         })
         .collect();
@@ -165,7 +165,7 @@ fn metrics_carry_the_documented_names() {
         "POST",
         "/v1/chat/completions",
         &[],
-        &chat_body(false),
+        chat_body(false),
     )
     .read_to_string(&mut answer)
     .unwrap();
@@ -227,7 +227,7 @@ fn sigterm_drains_an_in_flight_stream_then_exits_0() {
         "POST",
         "/v1/chat/completions",
         &[],
-        &chat_body(true),
+        chat_body(true),
     );
     let mut reader = BufReader::new(stream);
     let mut line = String::new();

@@ -388,7 +388,7 @@ fn a_client_that_leaves_cancels_the_upstream_request() {
         "POST",
         "/v1/chat/completions",
         &[],
-        &e2e::chat_body(true),
+        e2e::chat_body(true),
     );
     let mut reader = std::io::BufReader::new(stream);
     let mut line = String::new();
