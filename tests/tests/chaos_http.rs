@@ -97,4 +97,11 @@ fn a_scheduled_error_fault_fails_requests_during_its_window_only() {
     // Counts are per reporter second: the delay starts well inside a second the error is over.
     assert_eq!(&rows[1][column("failed_http_5xx")], "0");
     assert_eq!(&rows[0][column("problems")], "");
+    // The HTML report shows the same faults.
+    let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
+    assert!(
+        html.contains("<h2>Faults</h2>"),
+        "report.html lists the faults"
+    );
+    assert!(html.contains("<td>error-backend-0</td>"), "{html}");
 }

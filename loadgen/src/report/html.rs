@@ -136,6 +136,9 @@ pub fn render(report: &RunReport) -> String {
         out.push('\n');
     }
     out.push_str("</div>\n");
+    if let Some(table) = faults_table(&report.dir) {
+        out.push_str(&table);
+    }
     if !report.spectra.is_empty() {
         out.push_str("<h2>Percentile spectrum</h2><div class=\"charts\">\n");
         out.push_str(&spectrum_chart(report));
@@ -160,6 +163,27 @@ pub fn render(report: &RunReport) -> String {
         REPORT_FORMAT, report.summary.format_version
     );
     out
+}
+
+/// The run's faults (faults.csv, when the scenario had any) as a table: what, where, when, and
+/// what happened meanwhile.
+fn faults_table(dir: &Path) -> Option<String> {
+    let mut reader = csv::Reader::from_path(dir.join("faults.csv")).ok()?;
+    let headers = reader.headers().ok()?.clone();
+    let mut out = String::from("<h2>Faults</h2><table><tr>");
+    for h in &headers {
+        let _ = write!(out, "<th>{}</th>", escape(h));
+    }
+    out.push_str("</tr>\n");
+    for record in reader.records().map_while(Result::ok) {
+        out.push_str("<tr>");
+        for field in &record {
+            let _ = write!(out, "<td>{}</td>", escape(field));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+    Some(out)
 }
 
 fn time_charts(report: &RunReport) -> Vec<String> {
