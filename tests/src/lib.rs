@@ -368,6 +368,11 @@ pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         stream,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     );
+    read_answer(stream)
+}
+
+/// Reads a whole answer from a `Connection: close` exchange: (status, text including the head).
+pub fn read_answer(mut stream: std::net::TcpStream) -> (u16, String) {
     let mut text = String::new();
     let _ = stream.read_to_string(&mut text);
     let status = text

@@ -1,27 +1,18 @@
 //! HTTP faults: the mock's `/_chaos` control, and a scheduled error fault whose 5xx reach the
 //! client during its window only, with a faults.csv row per fault.
 
-use std::io::Read;
 use std::time::Duration;
 
 use e2e::*;
 
 fn call(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = http_request(
+    read_answer(http_request(
         addr,
         method,
         path,
         &[("content-type", "application/json")],
         body,
-    );
-    let mut text = String::new();
-    let _ = stream.read_to_string(&mut text);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, text)
+    ))
 }
 
 #[test]

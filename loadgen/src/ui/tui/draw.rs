@@ -127,6 +127,30 @@ fn faults(screen: &mut Screen, area: Rect, state: &State, clock: Duration) {
     );
 }
 
+/// One line of a time chart.
+fn line_series<'a>(name: &'a str, color: Color, data: &'a [(f64, f64)]) -> Dataset<'a> {
+    Dataset::default()
+        .name(name)
+        .marker(Marker::Braille)
+        .graph_type(GraphType::Line)
+        .style(Style::new().fg(color))
+        .data(data)
+}
+
+/// A chart over the run's elapsed time, legend top left; the caller sets the y axis.
+fn time_chart<'a>(datasets: Vec<Dataset<'a>>, title: String, bounds: [f64; 2]) -> Chart<'a> {
+    Chart::new(datasets)
+        .legend_position(Some(LegendPosition::TopLeft))
+        .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)))
+        .block(Block::bordered().title(title))
+        .x_axis(
+            Axis::default()
+                .bounds(bounds)
+                .labels(x_labels(bounds))
+                .style(Style::new().fg(Color::DarkGray)),
+        )
+}
+
 /// `00:12 / 00:30`.
 fn clock_text(d: Duration) -> String {
     let s = d.as_secs();
@@ -231,35 +255,20 @@ fn throughput_chart(screen: &mut Screen, area: Rect, state: &State) {
     let bounds = x_bounds(&ok);
     let now = state.last().map_or(0.0, |f| f.throughput);
     let datasets = vec![
-        Dataset::default()
-            .name("requests/s")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Cyan))
-            .data(&ok),
-        Dataset::default()
-            .name("failed/s")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Red))
-            .data(&failed),
+        line_series("requests/s", Color::Cyan, &ok),
+        line_series("failed/s", Color::Red, &failed),
     ];
-    let chart = Chart::new(datasets)
-        .legend_position(Some(LegendPosition::TopLeft))
-        .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)))
-        .block(Block::bordered().title(format!(" Throughput and errors · {now:.1} req/s ")))
-        .x_axis(
-            Axis::default()
-                .bounds(bounds)
-                .labels(x_labels(bounds))
-                .style(Style::new().fg(Color::DarkGray)),
-        )
-        .y_axis(
-            Axis::default()
-                .bounds([0.0, top])
-                .labels(vec![Line::from("0"), Line::from(format!("{top:.0}"))])
-                .style(Style::new().fg(Color::DarkGray)),
-        );
+    let chart = time_chart(
+        datasets,
+        format!(" Throughput and errors · {now:.1} req/s "),
+        bounds,
+    )
+    .y_axis(
+        Axis::default()
+            .bounds([0.0, top])
+            .labels(vec![Line::from("0"), Line::from(format!("{top:.0}"))])
+            .style(Style::new().fg(Color::DarkGray)),
+    );
     screen.render_widget(chart, area);
 }
 
@@ -305,41 +314,21 @@ fn latency_chart(screen: &mut Screen, area: Rect, state: &State) {
         .and_then(|f| f.latency.p99)
         .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}ms"));
     let datasets = vec![
-        Dataset::default()
-            .name("p50")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Green))
-            .data(&p50),
-        Dataset::default()
-            .name("p90")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Yellow))
-            .data(&p90),
-        Dataset::default()
-            .name("p99")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Red))
-            .data(&p99),
+        line_series("p50", Color::Green, &p50),
+        line_series("p90", Color::Yellow, &p90),
+        line_series("p99", Color::Red, &p99),
     ];
-    let chart = Chart::new(datasets)
-        .legend_position(Some(LegendPosition::TopLeft))
-        .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)))
-        .block(Block::bordered().title(format!(" Latency p50/p90/p99 (log) · p99 {now} ")))
-        .x_axis(
-            Axis::default()
-                .bounds(bounds)
-                .labels(x_labels(bounds))
-                .style(Style::new().fg(Color::DarkGray)),
-        )
-        .y_axis(
-            Axis::default()
-                .bounds([lo, hi])
-                .labels(labels)
-                .style(Style::new().fg(Color::DarkGray)),
-        );
+    let chart = time_chart(
+        datasets,
+        format!(" Latency p50/p90/p99 (log) · p99 {now} "),
+        bounds,
+    )
+    .y_axis(
+        Axis::default()
+            .bounds([lo, hi])
+            .labels(labels)
+            .style(Style::new().fg(Color::DarkGray)),
+    );
     screen.render_widget(chart, area);
 }
 
