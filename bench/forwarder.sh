@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The forwarder against the nginx anchor (../shared/anchors/nginx-anchor.conf, run privately on
-# :18181 and :18180): nginx's static chat JSON is the backend; nginx's reverse proxy in front of
+# :18181 and :18180, its two servers as two nginx instances): nginx's static chat JSON is the backend; nginx's reverse proxy in front of
 # it is the proxy to beat. All forwarder features
 # are on (routing, breaker, retries, admission, gzip for clients that ask) except the cache.
 #
-#   1. throughput: wrk -t2 -c64 POST, alternating nginx proxy / forwarder, A B A B, ratio of medians
+#   1. throughput: wrk -t2 -c64 POST, alternating nginx proxy / forwarder, A B A B, ratio of
+#      medians, and each proxy's own CPU per request (user + system, from /proc)
 #   2. overhead at a fixed rate (oha -q, latency-corrected): direct vs nginx vs forwarder, p50/p99
 #   3. streaming: TTFT p50/p99 with loadgen, straight to a mock vs through the forwarder
 #   4. memory: RSS with 10,000 open client connections; peak RSS over the whole run
@@ -29,18 +30,55 @@ if [ -z "${FORWARDER:-}" ]; then
   FORWARDER=$root/target/release/forwarder
 fi
 
-# A private copy of the anchor on its own ports, so anchors other people started (they share
+# Private copies of the anchor on their own ports, so anchors other people started (they share
 # the ports through reuseport, and one pid file) neither serve our traffic nor get stopped by us.
+# The anchor's two servers run as two nginx instances: the static backend and the reverse proxy.
+# Each proxy then sits in front of a backend in another process (as the forwarder does), and the
+# CPU each proxy spends per request can be read from its own processes.
 backend_port=${BACKEND_PORT:-18181}; proxy_port=${PROXY_PORT:-18180}
-sed -e 's/^daemon off;/daemon on;/' -e "s/18081/$backend_port/g" -e "s/18080/$proxy_port/g" \
-  -e "s|/tmp/nginx-anchor.pid|$out/nginx.pid|" -e "s|/tmp/nginx-anchor-error.log|$out/nginx-error.log|" \
-  "$anchors/nginx-anchor.conf" > "$out/nginx.conf"
+split_anchor() { # $1 = static|proxy: the anchor config with only that server block
+  python3 - "$anchors/nginx-anchor.conf" "$1" "$out" "$backend_port" "$proxy_port" <<'PY'
+import re, sys
+conf, keep, out, backend, proxy = sys.argv[1:6]
+text = open(conf).read().replace("daemon off;", "daemon on;")
+text = text.replace("18081", backend).replace("18080", proxy)
+text = text.replace("/tmp/nginx-anchor.pid", f"{out}/nginx-{keep}.pid")
+text = text.replace("/tmp/nginx-anchor-error.log", f"{out}/nginx-{keep}-error.log")
+# Drop the other `server { ... }` block (braces inside '...' strings do not count).
+def blocks(text):
+    at = 0
+    while (start := text.find("\n    server {", at)) >= 0:
+        depth, quoted, i = 0, False, start
+        while True:
+            c = text[i]
+            if c == "'":
+                quoted = not quoted
+            elif not quoted and c == "{":
+                depth += 1
+            elif not quoted and c == "}":
+                depth -= 1
+                if depth == 0:
+                    break
+            i += 1
+        yield start, i + 1
+        at = i + 1
+for start, end in reversed(list(blocks(text))):
+    if ("proxy_pass" in text[start:end]) == (keep == "static"):
+        text = text[:start] + text[end:]
+print(text)
+PY
+}
+split_anchor static > "$out/nginx-static.conf"
+split_anchor proxy > "$out/nginx-proxy.conf"
 cleanup() {
   [ -n "${FWD_PID:-}" ] && kill "$FWD_PID" 2>/dev/null || true
-  [ -f "$out/nginx.pid" ] && kill "$(cat "$out/nginx.pid")" 2>/dev/null || true
+  for which in static proxy; do
+    [ -f "$out/nginx-$which.pid" ] && kill "$(cat "$out/nginx-$which.pid")" 2>/dev/null || true
+  done
 }
 trap cleanup EXIT
-nginx -c "$out/nginx.conf" -p "$out"
+nginx -c "$out/nginx-static.conf" -p "$out"
+nginx -c "$out/nginx-proxy.conf" -p "$out"
 for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$proxy_port/" && break; sleep 0.1; done
 
 "$FORWARDER" --listen 127.0.0.1:0 --backend "http://127.0.0.1:$backend_port" > "$out/forwarder.out" 2> "$out/forwarder.err" &
@@ -60,19 +98,50 @@ wrk.headers["Content-Type"] = "application/json"
 LUA
 path=/v1/chat/completions
 
+# CPU time (user, system; in clock ticks) of every thread of the given processes.
+cpu_ticks() {
+  local user=0 system=0 task fields
+  for pid in "$@"; do
+    for task in /proc/"$pid"/task/*; do
+      read -ra fields < <(sed 's/.*) //' "$task/stat")
+      user=$((user + fields[11])); system=$((system + fields[12]))
+    done
+  done
+  echo "$user $system"
+}
+tick_us=$((1000000 / $(getconf CLK_TCK)))
+nginx_proxy_pids=$(pgrep -P "$(cat "$out/nginx-proxy.pid")" | tr '\n' ' ')
+# One wrk run against a proxy; prints "req/s cpu_us_per_request user_us_per_request".
+measure() { # $1 = url, rest = the proxy's pids
+  local url=$1; shift
+  local before after result requests
+  read -ra before < <(cpu_ticks "$@")
+  result=$(wrk -t2 -c64 -d"${seconds}s" -s "$out/post.lua" "$url")
+  read -ra after < <(cpu_ticks "$@")
+  requests=$(awk '/requests in/ { print $1 }' <<< "$result")
+  awk -v rps="$(awk '/Requests\/sec/ { print $2 }' <<< "$result")" -v n="$requests" -v t="$tick_us" \
+    -v u=$((after[0] - before[0])) -v s=$((after[1] - before[1])) \
+    'BEGIN { printf "%s %.1f %.1f\n", rps, (u + s) * t / n, u * t / n }'
+}
+
 echo "== throughput: wrk -t2 -c64 -d${seconds}s -s post.lua, nginx proxy (:$proxy_port) vs forwarder ($FWD), $rounds rounds"
+echo "   (cpu: the proxy's own CPU per request, user + system, and user alone)"
 declare -a N F
 for r in $(seq "$rounds"); do
-  N+=("$(wrk -t2 -c64 -d"${seconds}s" -s "$out/post.lua" "http://127.0.0.1:$proxy_port$path" | awk '/Requests\/sec/ { print $2 }')")
-  F+=("$(wrk -t2 -c64 -d"${seconds}s" -s "$out/post.lua" "http://$FWD$path" | awk '/Requests\/sec/ { print $2 }')")
-  echo "round $r: nginx ${N[-1]} req/s, forwarder ${F[-1]} req/s"
+  N+=("$(measure "http://127.0.0.1:$proxy_port$path" $nginx_proxy_pids)")
+  F+=("$(measure "http://$FWD$path" "$FWD_PID")")
+  read -r nr nc nu <<< "${N[-1]}"; read -r fr fc fu <<< "${F[-1]}"
+  echo "round $r: nginx $nr req/s (cpu $nc us/req, user $nu) | forwarder $fr req/s (cpu $fc us/req, user $fu)"
 done
-python3 - "${N[*]}" "${F[*]}" <<'PY'
+python3 - "$(IFS=';'; echo "${N[*]}")" "$(IFS=';'; echo "${F[*]}")" <<'PY'
 import statistics, sys
-n, f = [list(map(float, a.split())) for a in sys.argv[1:3]]
-print(f"median: nginx {statistics.median(n):.0f} req/s, forwarder {statistics.median(f):.0f} req/s")
-print(f"forwarder / nginx = {statistics.median(f) / statistics.median(n):.2f}  (per round: "
-      + ", ".join(f"{b / a:.2f}" for a, b in zip(n, f)) + ")")
+n, f = ([list(map(float, r.split())) for r in a.split(";")] for a in sys.argv[1:3])
+med = lambda rows, i: statistics.median(r[i] for r in rows)
+print(f"median: nginx {med(n, 0):.0f} req/s, forwarder {med(f, 0):.0f} req/s")
+print(f"forwarder / nginx = {med(f, 0) / med(n, 0):.2f}  (per round: "
+      + ", ".join(f"{b[0] / a[0]:.2f}" for a, b in zip(n, f)) + ")")
+print(f"proxy CPU per request: nginx {med(n, 1):.1f} us (user {med(n, 2):.1f}), "
+      f"forwarder {med(f, 1):.1f} us (user {med(f, 2):.1f})")
 PY
 
 if command -v oha >/dev/null; then

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use http::HeaderValue;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::breaker::Breaker;
@@ -15,6 +16,9 @@ use crate::metrics::{BackendMetrics, Metrics};
 pub struct Backend {
     name: String,
     url: BackendUrl,
+    /// `host` and `x-forwarder-backend` as sent: built once, not per request.
+    host_header: Option<HeaderValue>,
+    name_header: Option<HeaderValue>,
     up: AtomicBool,
     metrics: BackendMetrics,
     breaker: Arc<Breaker>,
@@ -38,6 +42,8 @@ impl Backend {
         Self {
             name: config.name.clone(),
             url: config.url.clone(),
+            host_header: HeaderValue::from_str(config.url.authority().as_str()).ok(),
+            name_header: HeaderValue::from_str(&config.name).ok(),
             up: AtomicBool::new(false),
             breaker: Arc::new(Breaker::new(breaker, metrics.clone())),
             metrics,
@@ -54,6 +60,16 @@ impl Backend {
 
     pub fn url(&self) -> &BackendUrl {
         &self.url
+    }
+
+    /// The `host` header for requests to this backend.
+    pub fn host_header(&self) -> Option<&HeaderValue> {
+        self.host_header.as_ref()
+    }
+
+    /// Its name as an `x-forwarder-backend` answer header.
+    pub fn name_header(&self) -> Option<&HeaderValue> {
+        self.name_header.as_ref()
     }
 
     pub fn is_up(&self) -> bool {

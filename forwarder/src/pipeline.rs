@@ -350,8 +350,8 @@ impl Pipeline {
         timer.add_upstream_wait(attempt.settle(Verdict::Success));
         remove_hop_by_hop(&mut parts.headers);
         parts.version = http::Version::default();
-        if let Ok(name) = HeaderValue::from_str(backend.name()) {
-            parts.headers.insert(X_FORWARDER_BACKEND, name);
+        if let Some(name) = backend.name_header() {
+            parts.headers.insert(X_FORWARDER_BACKEND, name.clone());
         }
         if let (Some(cache), Some(key)) = (&self.cache, &cx.cache_key) {
             parts
@@ -386,8 +386,8 @@ impl Pipeline {
     ) -> Response<ResponseBody> {
         let (mut parts, body) = resp.into_parts();
         remove_hop_by_hop(&mut parts.headers);
-        if let Ok(name) = HeaderValue::from_str(backend.name()) {
-            parts.headers.insert(X_FORWARDER_BACKEND, name);
+        if let Some(name) = backend.name_header() {
+            parts.headers.insert(X_FORWARDER_BACKEND, name.clone());
         }
         if self.cache.is_some() && cx.cache_key.is_some() {
             parts

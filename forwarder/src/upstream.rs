@@ -160,8 +160,8 @@ fn upstream_request(
     // Compression is the client edge's business; on loopback it would only cost time, and a
     // compressed answer could not be cached for clients that do not accept it.
     headers.remove(ACCEPT_ENCODING);
-    if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
-        headers.insert(HOST, host);
+    if let Some(host) = backend.host_header() {
+        headers.insert(HOST, host.clone());
     }
     match auth {
         UpstreamAuth::PassThrough => {}
