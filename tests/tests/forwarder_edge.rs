@@ -1,6 +1,7 @@
 //! The forwarder's client edge end to end: the response cache, gzip both ways (never on event
 //! streams), client and upstream keys, bad input answered in OpenAI's error format, size
-//! limits, slow clients, stalled streams, and warm-up before readiness.
+//! limits, slow clients, stalled streams, and warm-up before readiness (also of a backend with a
+//! cold start).
 
 mod fwd;
 
@@ -321,6 +322,38 @@ fn warm_up_runs_before_ready() {
     );
     let answer = post(forwarder.addr, &[], chat("hi", None).as_bytes());
     assert_eq!(answer.status, 200);
+}
+
+#[test]
+fn warm_up_pays_a_cold_backends_model_load_before_traffic() {
+    let cold = [
+        "--ttft",
+        "1ms",
+        "--output-tokens",
+        "1",
+        "--cold-start",
+        "1500ms",
+    ];
+    let timed = |forwarder: &Server| {
+        let started = Instant::now();
+        let answer = post(forwarder.addr, &[], chat("hi", None).as_bytes());
+        assert_eq!(answer.status, 200);
+        started.elapsed()
+    };
+
+    // No warm-up: the first user waits for the load.
+    let mock = Server::mock(&cold);
+    let forwarder = Server::forwarder(&[&mock], &[]);
+    let first = timed(&forwarder);
+    assert!(first >= Duration::from_millis(1500), "{first:?}");
+    assert!(timed(&forwarder) < Duration::from_secs(1), "loaded now");
+
+    // Warm-up on, a fresh cold backend: the warm-up request paid for it before /readyz.
+    let mock = Server::mock(&cold);
+    let (_dir, config) = config_file("warmup: { connections: 2, request: true }\n");
+    let forwarder = Server::forwarder(&[&mock], &["--config", config.to_str().unwrap()]);
+    let first = timed(&forwarder);
+    assert!(first < Duration::from_secs(1), "{first:?}");
 }
 
 #[test]

@@ -235,3 +235,31 @@ fn duration_squeezes_the_whole_scenario() {
     let duration = read_summary(&out)["duration"].unwrap();
     assert!((1.5..10.0).contains(&duration), "ran {duration}s");
 }
+
+#[test]
+fn repeated_questions_are_answered_from_the_forwarders_cache_and_the_summary_says_how_often() {
+    // Three distinct questions (user ids 1..3, the question's rank) asked over and over: after
+    // the first answer to each, the forwarder's cache answers. The hit rate comes from its
+    // /metrics, lands in summary.csv, and can be a budget.
+    let text = small_scenario(
+        "cache",
+        "request:\n  stream: false\n  user_ids: uniform(1, 3)\n  \
+         body: { model: \"{{model}}\", messages: [{ role: user, content: \"FAQ {{user_id}}\" }] }\n\
+         budgets:\n  cache_hit_rate: 50%\n",
+    )
+    .replace(
+        "stack:\n",
+        "stack:\n  forwarder:\n    args: [\"--cache\"]\n",
+    );
+    let (dir, scenario) = write_scenario(&text);
+    let out = dir.path().join("report");
+    let run = loadgen_run(&scenario, &out, &[], LIMIT);
+    assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout, run.stderr);
+    let summary = read_summary(&out);
+    let hit_rate = summary["cache_hit_rate"].expect("cache_hit_rate measured");
+    let requests = summary["requests"].unwrap();
+    // The first askings of each question miss (several users may ask before one answer is
+    // cached); every later one hits.
+    assert!(requests >= 20.0, "{requests} requests");
+    assert!(hit_rate > 50.0 && hit_rate < 100.0, "{hit_rate}");
+}

@@ -11,12 +11,13 @@
 //! that hyper polls directly (no task or channel per stream), each request has its own small
 //! random generator (no shared lock), and a token costs one buffer splice.
 //!
-//! Pieces: [`profile`] (what to simulate), `request` (reading bodies), `plan` (one request's
-//! draws), `completion` (OpenAI JSON and SSE shapes), `stream` (pacing), `body`, `metrics`, and
-//! `server` (accept loop, routing, shutdown).
+//! Pieces: [`profile`] (what to simulate), `cold_start` (a fresh instance's model load),
+//! `request` (reading bodies), `plan` (one request's draws), `completion` (OpenAI JSON and SSE
+//! shapes), `stream` (pacing), `body`, `metrics`, and `server` (accept loop, routing, shutdown).
 
 mod body;
 pub mod chaos;
+mod cold_start;
 mod completion;
 mod metrics;
 mod plan;

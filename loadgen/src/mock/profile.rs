@@ -8,7 +8,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, de};
 
 use crate::scenario::distribution::{DurationDist, NumberDist};
-use crate::scenario::human::{Percent, ScalarText, parse_percent};
+use crate::scenario::human::{HumanDuration, Percent, ScalarText, parse_duration, parse_percent};
 
 pub const DEFAULT_TTFT: &str = "lognormal(150ms, 0.4)";
 pub const DEFAULT_TOKENS_PER_S: &str = "normal(60, 10)";
@@ -41,6 +41,10 @@ pub struct MockProfile {
     /// Seed for reproducible draws; without it every run differs.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// A fresh instance's model load, e.g. `3s`: the first completion request starts it and
+    /// every request waits until it is over (`0`: none). A restarted backend is cold again.
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = parse_cold_start)]
+    pub cold_start: HumanDuration,
 }
 
 impl Default for MockProfile {
@@ -52,6 +56,7 @@ impl Default for MockProfile {
             error_rate: Percent(0.0),
             error_status: DEFAULT_ERROR_STATUS,
             seed: None,
+            cold_start: HumanDuration::default(),
         }
     }
 }
@@ -76,8 +81,16 @@ impl MockProfile {
             args.push("--seed".to_owned());
             args.push(seed.to_string());
         }
+        if !self.cold_start.0.is_zero() {
+            args.push("--cold-start".to_owned());
+            args.push(format!("{}ms", self.cold_start.0.as_millis()));
+        }
         args
     }
+}
+
+fn parse_cold_start(text: &str) -> Result<HumanDuration, String> {
+    parse_duration(text).map(HumanDuration)
 }
 
 /// A parsed value together with the text it was written as.
@@ -251,7 +264,8 @@ mod tests {
             MockProfile::default(),
             from_yaml(
                 "ttft: exponential(80ms)\ntokens_per_s: uniform(20, 80)\noutput_tokens: 7\n\
-                 error_rate: 0.1%\nerror_status: 429\nseed: 18446744073709551615\n",
+                 error_rate: 0.1%\nerror_status: 429\nseed: 18446744073709551615\n\
+                 cold_start: 1500ms\n",
             )
             .unwrap(),
         ];
@@ -268,5 +282,6 @@ mod tests {
         assert!(Cli::try_parse_from(["mock", "--ttft", "soon"]).is_err());
         assert!(Cli::try_parse_from(["mock", "--error-status", "302"]).is_err());
         assert!(Cli::try_parse_from(["mock", "--error-rate", "-1%"]).is_err());
+        assert!(Cli::try_parse_from(["mock", "--cold-start", "a while"]).is_err());
     }
 }

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use super::body::MockBody;
 use super::chaos::{Faults, HttpFault};
+use super::cold_start::ColdStart;
 use super::completion::{Identity, MODELS, error_body, full_answer};
 use super::metrics::{Metrics, Outcome};
 use super::plan::Plan;
@@ -50,6 +51,7 @@ struct Mock {
     requests: AtomicU64,
     /// HTTP faults switched on at run time through `/_chaos`.
     faults: Faults,
+    cold_start: ColdStart,
 }
 
 impl Mock {
@@ -58,6 +60,7 @@ impl Mock {
             error_status: StatusCode::from_u16(profile.error_status)
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             seed: profile.seed.unwrap_or_else(rand::random),
+            cold_start: ColdStart::new(profile.cold_start.0),
             profile,
             metrics: Arc::default(),
             requests: AtomicU64::new(0),
@@ -235,6 +238,7 @@ async fn complete(mock: &Mock, api: Api, req: Request<Incoming>) -> Response<Moc
         }
     };
     drop(body);
+    mock.cold_start.ready().await;
 
     let mut rng = mock.rng();
     let mut plan = Plan::draw(&mock.profile, ask.max_tokens, &mut rng);

@@ -68,7 +68,7 @@ pub fn describe(metric: &str) -> Option<(Bound, Unit)> {
             .then_some((Bound::AtMost, Unit::Count));
     }
     Some(match metric {
-        "success_rate" | "goodput_rate" => (Bound::AtLeast, Unit::Percent),
+        "success_rate" | "goodput_rate" | "cache_hit_rate" => (Bound::AtLeast, Unit::Percent),
         "throughput" | "goodput" | "output_tokens_per_s" => (Bound::AtLeast, Unit::PerSecond),
         "requests" | "ok" => (Bound::AtLeast, Unit::Count),
         "failed" | "dropped" | "lost" | "queue_depth_max" | "shed" => (Bound::AtMost, Unit::Count),
@@ -98,7 +98,7 @@ pub fn known_metrics() -> String {
         .map(String::from),
     );
     names.push("failed_<class>".into());
-    names.extend(["queue_depth_max", "shed"].map(String::from));
+    names.extend(["queue_depth_max", "shed", "cache_hit_rate"].map(String::from));
     names.extend(crate::chaos::figures::METRICS.map(String::from));
     names.join(", ")
 }

@@ -80,6 +80,9 @@ impl Summary {
         if let Some(f) = forwarder {
             s.push("queue_depth_max", Some(f.queue_depth_max), "count");
             s.push("shed", Some(f.shed_total), "count");
+            if let Some(rate) = f.cache_hit_rate() {
+                s.push("cache_hit_rate", Some(rate), "%");
+            }
         }
         s
     }

@@ -328,7 +328,11 @@ pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> 
                     .into(),
             ));
         }
-        if matches!(metric.as_str(), "queue_depth_max" | "shed") && !forwarder_scraped {
+        if matches!(
+            metric.as_str(),
+            "queue_depth_max" | "shed" | "cache_hit_rate"
+        ) && !forwarder_scraped
+        {
             return Err(err(
                 at(value),
                 &field,
