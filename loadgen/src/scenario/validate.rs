@@ -8,6 +8,7 @@ use serde_saphyr::{Location, Spanned};
 use super::distribution::DurationDist;
 use super::schema::{LoadModel, Protocol, Scenario, StageShape};
 use super::{LoadPlan, Model, Plan, ScenarioError, Stage};
+use crate::chaos::Target;
 use crate::engine::request::RequestTemplate;
 use crate::report::budget::Budget;
 
@@ -278,29 +279,57 @@ pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> 
     RequestTemplate::new(&request, &probe_target, Protocol::Http1)
         .map_err(|e| err(at(&request.path), e.field, e.message))?;
 
+    let mut proxies = Vec::with_capacity(scenario.chaos_proxies.len());
+    for (name, url) in &scenario.chaos_proxies {
+        let field = format!("chaos_proxies.{name}");
+        let control = chaos_proxy_control(&url.value).map_err(|m| err(at(url), &field, m))?;
+        let taken = ["all", "forwarder"].contains(&name.as_str())
+            || stack
+                .as_ref()
+                .is_some_and(|s| crate::stack::backend_names(s).contains(name));
+        if taken {
+            return Err(err(
+                at(url),
+                &field,
+                format!("{name:?} already names a backend or target: give the proxy another name"),
+            ));
+        }
+        proxies.push((name.clone(), control));
+    }
     let faults = match (&stack, scenario.faults.first()) {
         (_, None) => Vec::new(),
-        (None, Some(first)) => {
+        (None, Some(first)) if proxies.is_empty() => {
             return Err(err(
                 at(&first.kind),
                 "faults[0]",
-                "faults act on the processes the stack starts: add a `stack`".into(),
+                "faults act on the processes the stack starts, or on running chaos proxies: \
+                 add a `stack`, or name the proxies in `chaos_proxies`"
+                    .into(),
             ));
         }
-        (Some(stack), Some(_)) => {
-            let names = crate::stack::backend_names(stack);
-            let faults =
-                crate::chaos::spec::resolve(&scenario.faults, &names, plan_load.total_duration())
-                    .map_err(|e| err(Some(e.at), &e.field, e.message))?;
-            // The fault proxies sit between the forwarder and the backends.
-            if let Some(i) = faults.iter().position(|f| f.is_network())
-                && !stack.forwarder.enabled
+        (stack, Some(_)) => {
+            let names = stack
+                .as_ref()
+                .map(crate::stack::backend_names)
+                .unwrap_or_default();
+            let faults = crate::chaos::spec::resolve(
+                &scenario.faults,
+                &names,
+                &proxies,
+                plan_load.total_duration(),
+            )
+            .map_err(|e| err(Some(e.at), &e.field, e.message))?;
+            // The stack's fault proxies sit between the forwarder and the backends.
+            if let Some(i) = faults
+                .iter()
+                .position(|f| f.is_network() && matches!(f.target, Target::Backends(_)))
+                && stack.as_ref().is_some_and(|s| !s.forwarder.enabled)
             {
                 return Err(err(
                     at(&scenario.faults[i].kind),
                     &format!("faults[{i}].kind"),
                     "network faults act between the forwarder and the backends: enable \
-                     stack.forwarder"
+                     stack.forwarder, or target a chaos proxy"
                         .into(),
                 ));
             }
@@ -370,6 +399,34 @@ pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> 
         budgets,
         report: scenario.report,
     })
+}
+
+/// A chaos proxy's control URL (`http://127.0.0.1:9101`) as the address to call; loopback only.
+fn chaos_proxy_control(url: &str) -> Result<std::net::SocketAddr, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(format!(
+            "{url:?}: use the control API's http:// URL, as `loadgen chaos-proxy` prints it"
+        ));
+    }
+    let host = uri.host().unwrap_or_default();
+    let Some(port) = uri.port_u16() else {
+        return Err(format!("{url:?} has no port"));
+    };
+    let ip: std::net::IpAddr = match host.trim_start_matches('[').trim_end_matches(']') {
+        "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
+        other => other
+            .parse()
+            .map_err(|_| format!("{host:?}: give the proxy's address as an IP, e.g. 127.0.0.1"))?,
+    };
+    if !ip.is_loopback() {
+        return Err(format!(
+            "{ip} is not a loopback address: faults only ever touch this machine"
+        ));
+    }
+    Ok((ip, port).into())
 }
 
 impl LoadPlan {
