@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# What the fault proxy adds to a request with no toxic set: loadgen at a fixed rate against a
-# mock, straight (A) and through `loadgen chaos-proxy` (B), alternating A B A B; prints each
-# round's p50/p99 and the added p50/p99 (median over rounds of B - A).
-# Usage: bench/proxy.sh [rounds] [seconds] [rate]   (defaults 4 10 1000)
+# What the fault proxy adds to a request with no toxic set: loadgen against a mock, straight (A)
+# and through `loadgen chaos-proxy` (B), alternating A B A B; prints each round's p50/p99 and
+# the added p50/p99 (median over rounds of B - A). One user sending back to back by default:
+# each latency is then one round trip, not queueing behind other users.
+# Usage: bench/proxy.sh [rounds] [seconds] [users]   (defaults 6 5 1)
 source "$(dirname "$0")/lib.sh"
-rounds=${1:-4}; seconds=${2:-10}; rate=${3:-1000}
+rounds=${1:-6}; seconds=${2:-5}; users=${3:-1}
 build
 
 # No think time in the mock (no timer in the path), one token: the relay is what is measured.
@@ -20,12 +21,11 @@ done
 [ -n "$PROXY_URL" ] || { echo "chaos-proxy did not start" >&2; exit 1; }
 
 one() { # name url round
-  "$loadgen" run --target "$2" --rate "$rate" --arrivals constant --connections 8 \
-    --duration "${seconds}s" --out "$out/$1-$3" > /dev/null
+  "$loadgen" run --target "$2" --users "$users" --duration "${seconds}s" --out "$out/$1-$3" > /dev/null
   echo "$(metric "$out/$1-$3" latency_p50) $(metric "$out/$1-$3" latency_p99) $(metric "$out/$1-$3" failed)"
 }
 
-echo "== $rate req/s for ${seconds}s, $rounds rounds: direct (A) vs through chaos-proxy (B)"
+echo "== $users user(s), no think time, ${seconds}s, $rounds rounds: direct (A) vs through chaos-proxy (B)"
 added=()
 for r in $(seq "$rounds"); do
   read -r a50 a99 afail <<< "$(one direct "$MOCK_URL" "$r")"

@@ -1,10 +1,10 @@
 //! The network fault proxy: a TCP relay in front of one backend whose "toxics" (toxiproxy's
 //! word) delay, throttle, slice, cut or drop the bytes passing through.
 //!
-//! Each direction of a connection is a reader and a writer joined by a short queue: the reader
-//! stamps every chunk with its arrival and the toxics that hit it, the writer lets it out when
-//! they allow. So a latency toxic shifts a stream by its delay once, as toxiproxy's does,
-//! rather than once per chunk; with no toxic set a chunk goes straight through.
+//! Each direction of a connection reads on while chunks a toxic holds wait in a short queue,
+//! stamped with when they may leave and what else hits them. So a latency toxic shifts a
+//! stream by its delay once, as toxiproxy's does, rather than once per chunk; with no toxic
+//! set a chunk is written as soon as it is read, with no queue or allocation in between.
 //!
 //! Toxics apply to live connections as well as new ones: every chunk looks at the current set,
 //! and a change wakes idle connections so `down`, `reset_peer` and `timeout` act on them too.
@@ -12,7 +12,7 @@
 //! every request on a keep-alive connection: client bytes arriving after backend bytes have
 //! flowed start a new request.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -23,12 +23,12 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// Most bytes read at once.
 const CHUNK: usize = 16 << 10;
-/// Chunks read ahead of the writer: enough for a delayed stream to keep flowing.
+/// Chunks read ahead while earlier ones wait: enough for a delayed stream to keep flowing.
 const QUEUE: usize = 16;
 
 /// Which way the bytes flow: to the backend (`upstream`) or back to the client (`downstream`).
@@ -349,16 +349,10 @@ enum End {
     Reset,
 }
 
-/// How a reader stopped: its side closed (what was read still goes out), or the connection
-/// ends now.
-enum Stopped {
-    Eof,
-    Now(End),
-}
-
-/// A chunk on its way, with what hits it; `bytes: None` is the close.
+/// A chunk on its way out, with when it may leave and what else hits it; `bytes: None` is the
+/// close.
 struct Piece {
-    arrived: Instant,
+    due: Instant,
     bytes: Option<Bytes>,
     toxics: Vec<Toxic>,
 }
@@ -396,163 +390,184 @@ async fn relay(mut client: TcpStream, mut server: TcpStream, state: Arc<State>) 
     }
 }
 
+/// Relays one direction until it ends. Chunks hit by a toxic wait in a short queue for their
+/// time while reading goes on; with no toxic and nothing queued a chunk is written at once.
 async fn pump(
-    from: impl AsyncRead + Unpin,
-    to: impl AsyncWrite + Unpin,
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
     direction: Direction,
     state: &State,
     connection: &Connection,
 ) -> End {
-    let (queue, pieces) = mpsc::channel(QUEUE);
-    let read = read_side(from, queue, direction, state, connection);
-    let write = write_side(to, pieces, direction);
-    tokio::pin!(read, write);
-    tokio::select! {
-        stopped = &mut read => match stopped {
-            // The close queues behind the data, so toxics delay it too.
-            Stopped::Eof => write.await,
-            Stopped::Now(end) => end,
-        },
-        end = &mut write => end,
-    }
-}
-
-async fn read_side(
-    mut from: impl AsyncRead + Unpin,
-    queue: mpsc::Sender<Piece>,
-    direction: Direction,
-    state: &State,
-    connection: &Connection,
-) -> Stopped {
     let mut changed = state.changed.subscribe();
     let mut buf = BytesMut::with_capacity(CHUNK);
+    let mut queue: VecDeque<Piece> = VecDeque::new();
+    let mut passed: u64 = 0;
+    let mut reading = true;
     loop {
-        // Idle connections too: a toxic set now ends or holds them now.
-        let toxics = connection.active(state);
-        if let Some(end) = connection_wide(&toxics, direction, &mut changed).await {
-            return Stopped::Now(end);
-        }
-        buf.reserve(CHUNK);
-        let read = tokio::select! {
-            read = from.read_buf(&mut buf) => read,
-            // A toxic came or went: look again before waiting on the read.
-            _ = changed.changed() => continue,
-        };
-        let arrived = Instant::now();
-        let bytes = match read {
-            Err(_) => return Stopped::Now(End::Close),
-            Ok(0) => None,
-            Ok(_) => {
-                connection.saw_bytes(direction);
-                Some(buf.split().freeze())
-            }
-        };
-        // Rolled again for these bytes: they may have started a new request.
-        let toxics = connection.active(state);
-        if bytes.is_some() {
+        if reading {
+            // Idle connections too: a toxic set now ends or holds them now.
+            let toxics = connection.active(state);
             if let Some(end) = connection_wide(&toxics, direction, &mut changed).await {
-                return Stopped::Now(end);
-            }
-            if toxics.iter().any(|t| matches!(t, Toxic::Timeout { .. })) {
-                // Bytes that came into a blackhole are gone, as in toxiproxy.
-                continue;
+                return end;
             }
         }
-        let eof = bytes.is_none();
-        let piece = Piece {
-            arrived,
-            bytes,
-            toxics,
-        };
-        if queue.send(piece).await.is_err() {
-            return Stopped::Now(End::Close);
-        }
-        if eof {
-            return Stopped::Eof;
+        let due = queue.front().map(|p| p.due);
+        buf.reserve(CHUNK);
+        tokio::select! {
+            read = from.read_buf(&mut buf), if reading && queue.len() < QUEUE => {
+                let arrived = Instant::now();
+                let n = match read {
+                    Err(_) => return End::Close,
+                    Ok(n) => n,
+                };
+                if n > 0 {
+                    connection.saw_bytes(direction);
+                }
+                // Rolled again for these bytes: they may have started a new request.
+                let toxics = connection.active(state);
+                let straight = queue.is_empty() && !shaped(&toxics, direction);
+                if n == 0 {
+                    reading = false;
+                    if straight {
+                        return End::Close;
+                    }
+                    queue.push_back(piece(arrived, None, toxics, direction));
+                    continue;
+                }
+                if let Some(end) = connection_wide(&toxics, direction, &mut changed).await {
+                    return end;
+                }
+                if toxics.iter().any(|t| matches!(t, Toxic::Timeout { .. })) {
+                    // Bytes that came into a blackhole are gone, as in toxiproxy.
+                    buf.clear();
+                    continue;
+                }
+                if straight {
+                    if to.write_all(&buf).await.is_err() {
+                        return End::Close;
+                    }
+                    passed += n as u64;
+                    buf.clear();
+                    continue;
+                }
+                queue.push_back(piece(arrived, Some(buf.split().freeze()), toxics, direction));
+            }
+            // A toxic came or went: look again before waiting on the read.
+            _ = changed.changed(), if reading => {}
+            () = sleep_until_some(due) => {
+                let piece = queue.pop_front().expect("a piece is due");
+                if let Some(end) = deliver(&mut to, piece, direction, &mut passed).await {
+                    return end;
+                }
+            }
         }
     }
 }
 
-async fn write_side(
-    mut to: impl AsyncWrite + Unpin,
-    mut pieces: mpsc::Receiver<Piece>,
+/// Whether any of `toxics` shapes the chunks going `direction` (delays, paces, cuts them).
+fn shaped(toxics: &[Toxic], direction: Direction) -> bool {
+    toxics.iter().any(|t| t.direction() == Some(direction))
+}
+
+async fn sleep_until_some(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Queues a chunk (or the close) with what hits it; latency decides when it is due.
+fn piece(
+    arrived: Instant,
+    bytes: Option<Bytes>,
+    toxics: Vec<Toxic>,
     direction: Direction,
-) -> End {
-    let mut passed: u64 = 0;
-    while let Some(piece) = pieces.recv().await {
-        let mut delay = Duration::ZERO;
-        let mut rate_kbps = None::<u64>;
-        let mut slice = None;
-        let mut limit = None::<u64>;
-        let mut close_delay = Duration::ZERO;
-        for toxic in piece
-            .toxics
-            .iter()
-            .filter(|t| t.direction() == Some(direction))
-        {
-            match *toxic {
-                Toxic::Latency {
-                    latency_ms,
-                    jitter_ms,
-                    ..
-                } => delay += jittered(latency_ms, jitter_ms),
-                Toxic::Bandwidth { rate_kbps: r, .. } => {
-                    rate_kbps = Some(rate_kbps.map_or(r, |x| x.min(r)));
-                }
-                Toxic::Slicer {
-                    size_bytes,
-                    delay_us,
-                    ..
-                } => slice = Some((size_bytes, Duration::from_micros(delay_us))),
-                Toxic::LimitData { bytes, .. } => {
-                    limit = Some(limit.map_or(bytes, |l| l.min(bytes)))
-                }
-                Toxic::SlowClose { delay_ms, .. } => {
-                    close_delay = close_delay.max(Duration::from_millis(delay_ms));
-                }
-                _ => {}
+) -> Piece {
+    let delay = toxics
+        .iter()
+        .filter(|t| t.direction() == Some(direction))
+        .map(|t| match *t {
+            Toxic::Latency {
+                latency_ms,
+                jitter_ms,
+                ..
+            } => jittered(latency_ms, jitter_ms),
+            _ => Duration::ZERO,
+        })
+        .sum::<Duration>();
+    Piece {
+        due: arrived + delay,
+        bytes,
+        toxics,
+    }
+}
+
+/// Writes one due piece as its toxics say; `Some` when the connection ends with it.
+async fn deliver(
+    to: &mut (impl AsyncWrite + Unpin),
+    piece: Piece,
+    direction: Direction,
+    passed: &mut u64,
+) -> Option<End> {
+    let mut rate_kbps = None::<u64>;
+    let mut slice = None;
+    let mut limit = None::<u64>;
+    let mut close_delay = Duration::ZERO;
+    for toxic in piece
+        .toxics
+        .iter()
+        .filter(|t| t.direction() == Some(direction))
+    {
+        match *toxic {
+            Toxic::Bandwidth { rate_kbps: r, .. } => {
+                rate_kbps = Some(rate_kbps.map_or(r, |x| x.min(r)));
             }
-        }
-        if !delay.is_zero() {
-            tokio::time::sleep_until(piece.arrived + delay).await;
-        }
-        let Some(bytes) = piece.bytes else {
-            tokio::time::sleep(close_delay).await;
-            return End::Close;
-        };
-        let mut chunk = &bytes[..];
-        let mut cut = false;
-        if let Some(limit) = limit {
-            let left = limit.saturating_sub(passed) as usize;
-            if left < chunk.len() {
-                chunk = &chunk[..left];
-                cut = true;
+            Toxic::Slicer {
+                size_bytes,
+                delay_us,
+                ..
+            } => slice = Some((size_bytes, Duration::from_micros(delay_us))),
+            Toxic::LimitData { bytes, .. } => limit = Some(limit.map_or(bytes, |l| l.min(bytes))),
+            Toxic::SlowClose { delay_ms, .. } => {
+                close_delay = close_delay.max(Duration::from_millis(delay_ms));
             }
-        }
-        if let Some(rate) = rate_kbps {
-            let seconds = chunk.len() as f64 / (rate as f64 * 1000.0);
-            tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-        }
-        let written = match slice {
-            Some((size, pause)) => {
-                let mut result = Ok(());
-                for piece in chunk.chunks(size) {
-                    result = to.write_all(piece).await;
-                    if result.is_err() {
-                        break;
-                    }
-                    tokio::time::sleep(pause).await;
-                }
-                result
-            }
-            None => to.write_all(chunk).await,
-        };
-        passed += chunk.len() as u64;
-        if written.is_err() || cut {
-            return End::Close;
+            _ => {}
         }
     }
-    End::Close
+    let Some(bytes) = piece.bytes else {
+        tokio::time::sleep(close_delay).await;
+        return Some(End::Close);
+    };
+    let mut chunk = &bytes[..];
+    let mut cut = false;
+    if let Some(limit) = limit {
+        let left = limit.saturating_sub(*passed) as usize;
+        if left < chunk.len() {
+            chunk = &chunk[..left];
+            cut = true;
+        }
+    }
+    if let Some(rate) = rate_kbps {
+        let seconds = chunk.len() as f64 / (rate as f64 * 1000.0);
+        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    }
+    let written = match slice {
+        Some((size, pause)) => {
+            let mut result = Ok(());
+            for piece in chunk.chunks(size) {
+                result = to.write_all(piece).await;
+                if result.is_err() {
+                    break;
+                }
+                tokio::time::sleep(pause).await;
+            }
+            result
+        }
+        None => to.write_all(chunk).await,
+    };
+    *passed += chunk.len() as u64;
+    (written.is_err() || cut).then_some(End::Close)
 }
 
 /// `delay` plus a uniform draw in `-jitter..=jitter`, never below zero.
