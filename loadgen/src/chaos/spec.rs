@@ -1,5 +1,6 @@
 //! The `faults:` list as written in a scenario, and its checks: each fault resolved against the
-//! stack's backends into a [`Fault`], or an error naming `faults[i].field` and its place.
+//! stack's backends and the scenario's chaos proxies into a [`Fault`], or an error naming
+//! `faults[i].field` and its place.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -587,6 +588,34 @@ fn resolve_backends(
          `forwarder`{proxies}",
         backends.join(", ")
     ))
+}
+
+/// A chaos proxy's control URL (`http://127.0.0.1:9101`) as the address to call; loopback only.
+pub fn proxy_control(url: &str) -> Result<SocketAddr, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(format!(
+            "{url:?}: use the control API's http:// URL, as `loadgen chaos-proxy` prints it"
+        ));
+    }
+    let host = uri.host().unwrap_or_default();
+    let Some(port) = uri.port_u16() else {
+        return Err(format!("{url:?} has no port"));
+    };
+    let ip: std::net::IpAddr = match host.trim_start_matches('[').trim_end_matches(']') {
+        "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
+        other => other
+            .parse()
+            .map_err(|_| format!("{host:?}: give the proxy's address as an IP, e.g. 127.0.0.1"))?,
+    };
+    if !ip.is_loopback() {
+        return Err(format!(
+            "{ip} is not a loopback address: faults only ever touch this machine"
+        ));
+    }
+    Ok((ip, port).into())
 }
 
 /// `50%` or `0.5`, as a probability.

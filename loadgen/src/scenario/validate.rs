@@ -282,7 +282,8 @@ pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> 
     let mut proxies = Vec::with_capacity(scenario.chaos_proxies.len());
     for (name, url) in &scenario.chaos_proxies {
         let field = format!("chaos_proxies.{name}");
-        let control = chaos_proxy_control(&url.value).map_err(|m| err(at(url), &field, m))?;
+        let control =
+            crate::chaos::spec::proxy_control(&url.value).map_err(|m| err(at(url), &field, m))?;
         let taken = ["all", "forwarder"].contains(&name.as_str())
             || stack
                 .as_ref()
@@ -399,34 +400,6 @@ pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> 
         budgets,
         report: scenario.report,
     })
-}
-
-/// A chaos proxy's control URL (`http://127.0.0.1:9101`) as the address to call; loopback only.
-fn chaos_proxy_control(url: &str) -> Result<std::net::SocketAddr, String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(format!(
-            "{url:?}: use the control API's http:// URL, as `loadgen chaos-proxy` prints it"
-        ));
-    }
-    let host = uri.host().unwrap_or_default();
-    let Some(port) = uri.port_u16() else {
-        return Err(format!("{url:?} has no port"));
-    };
-    let ip: std::net::IpAddr = match host.trim_start_matches('[').trim_end_matches(']') {
-        "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
-        other => other
-            .parse()
-            .map_err(|_| format!("{host:?}: give the proxy's address as an IP, e.g. 127.0.0.1"))?,
-    };
-    if !ip.is_loopback() {
-        return Err(format!(
-            "{ip} is not a loopback address: faults only ever touch this machine"
-        ));
-    }
-    Ok((ip, port).into())
 }
 
 impl LoadPlan {
