@@ -522,3 +522,24 @@ impl KeepAlive {
         (status, String::from_utf8_lossy(&answer).into_owned())
     }
 }
+
+/// The median of a timeseries.csv column over the rows whose `elapsed_s` is in `from..=to`
+/// (rows without a value skipped); panics if there is none.
+pub fn median_over(
+    rows: &[std::collections::BTreeMap<String, String>],
+    column: &str,
+    from: f64,
+    to: f64,
+) -> f64 {
+    let mut values: Vec<f64> = rows
+        .iter()
+        .filter(|r| (from..=to).contains(&r["elapsed_s"].parse::<f64>().unwrap_or(-1.0)))
+        .filter_map(|r| r[column].parse().ok())
+        .collect();
+    assert!(
+        !values.is_empty(),
+        "no {column} in {from}..={to} s: {rows:?}"
+    );
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}

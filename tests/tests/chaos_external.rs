@@ -33,20 +33,9 @@ fn a_scenario_schedules_a_latency_fault_on_a_running_chaos_proxy() {
     assert_eq!(run.code(), Some(0), "{run:?}");
 
     let rows = read_timeseries(&out);
-    let p50_in = |from: f64, to: f64| -> Vec<f64> {
-        rows.iter()
-            .filter(|r| (from..=to).contains(&r["elapsed_s"].parse::<f64>().unwrap()))
-            .filter_map(|r| r["latency_p50_ms"].parse().ok())
-            .collect()
-    };
-    let median = |mut v: Vec<f64>| {
-        assert!(!v.is_empty(), "{rows:?}");
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     // Seconds 1..3 before; 5..8 inside, clear of the start (the fault lasts to the end).
-    let before = median(p50_in(2.0, 3.0));
-    let during = median(p50_in(5.0, 8.0));
+    let before = median_over(&rows, "latency_p50_ms", 2.0, 3.0);
+    let during = median_over(&rows, "latency_p50_ms", 5.0, 8.0);
     let added = during - before;
     assert!(
         (180.0..=240.0).contains(&added),

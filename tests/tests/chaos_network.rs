@@ -218,19 +218,9 @@ fn a_latency_fault_slows_answers_by_its_amount() {
     let run = loadgen_run(&path, &out, &["--no-tui"], Duration::from_secs(120));
     assert_eq!(run.code(), Some(0), "{run:?}");
     let rows = read_timeseries(&out);
-    let p50_in = |from: f64, to: f64| -> Vec<f64> {
-        rows.iter()
-            .filter(|r| (from..=to).contains(&r["elapsed_s"].parse::<f64>().unwrap()))
-            .filter_map(|r| r["latency_p50_ms"].parse().ok())
-            .collect()
-    };
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     // Seconds 1..3 before, 4..6 inside (clear of the edges).
-    let before = median(p50_in(2.0, 3.0));
-    let during = median(p50_in(5.0, 6.0));
+    let before = median_over(&rows, "latency_p50_ms", 2.0, 3.0);
+    let during = median_over(&rows, "latency_p50_ms", 5.0, 6.0);
     let added = during - before;
     assert!(
         (180.0..=220.0).contains(&added),

@@ -26,6 +26,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::mock::chaos::jittered;
+
 /// Most bytes read at once.
 const CHUNK: usize = 16 << 10;
 /// Chunks read ahead while earlier ones wait: enough for a delayed stream to keep flowing.
@@ -492,7 +494,7 @@ fn piece(
                 latency_ms,
                 jitter_ms,
                 ..
-            } => jittered(latency_ms, jitter_ms),
+            } => jittered(latency_ms, jitter_ms, &mut rand::rng()),
             _ => Duration::ZERO,
         })
         .sum::<Duration>();
@@ -568,16 +570,6 @@ async fn deliver(
     };
     *passed += chunk.len() as u64;
     (written.is_err() || cut).then_some(End::Close)
-}
-
-/// `delay` plus a uniform draw in `-jitter..=jitter`, never below zero.
-fn jittered(latency_ms: u64, jitter_ms: u64) -> Duration {
-    let spread = if jitter_ms == 0 {
-        0
-    } else {
-        rand::rng().random_range(0..=2 * jitter_ms) as i64 - jitter_ms as i64
-    };
-    Duration::from_millis((latency_ms as i64 + spread).max(0) as u64)
 }
 
 /// Applies `down`, `reset_peer` and `timeout`: how the connection ends, or `None` to go on.
