@@ -415,3 +415,131 @@ pub fn require(available: bool, what: &str) -> bool {
     eprintln!("SKIPPED: {what} is not installed on this machine");
     false
 }
+
+/// `loadgen chaos-proxy` in front of `upstream`, with its control API; killed when dropped.
+pub struct ChaosProxy {
+    child: Child,
+    /// Where clients connect.
+    pub addr: std::net::SocketAddr,
+    /// The control API.
+    pub control: std::net::SocketAddr,
+}
+
+impl ChaosProxy {
+    pub fn start(upstream: std::net::SocketAddr) -> ChaosProxy {
+        let mut child = Command::new(binary("loadgen"))
+            .args(["chaos-proxy", "--upstream", &upstream.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn chaos-proxy");
+        let mut lines = lines_of(child.stdout.take().expect("stdout"));
+        let seen = read_until(&mut lines, Duration::from_secs(30), |l| {
+            l.starts_with("control on")
+        });
+        let addr_of = |prefix: &str| -> std::net::SocketAddr {
+            seen.iter()
+                .find_map(|l| l.strip_prefix(prefix))
+                .and_then(|a| a.parse().ok())
+                .expect("announced address")
+        };
+        ChaosProxy {
+            addr: addr_of("listening on http://"),
+            control: addr_of("control on http://"),
+            child,
+        }
+    }
+
+    /// One call to the control API: (status, whole answer text).
+    pub fn call(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        read_answer(http_request(self.control, method, path, &[], body))
+    }
+}
+
+impl Drop for ChaosProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection, for a series of exchanges on the same socket.
+pub struct KeepAlive {
+    stream: std::io::BufReader<std::net::TcpStream>,
+    addr: std::net::SocketAddr,
+}
+
+impl KeepAlive {
+    pub fn connect(addr: std::net::SocketAddr) -> KeepAlive {
+        let stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        KeepAlive {
+            stream: std::io::BufReader::new(stream),
+            addr,
+        }
+    }
+
+    /// POSTs `body` to `path` and reads the whole answer (it must carry a Content-Length):
+    /// (status, body).
+    pub fn post(&mut self, path: &str, body: &str) -> (u16, String) {
+        use std::io::Write;
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        self.stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .expect("send");
+        let mut line = String::new();
+        self.stream.read_line(&mut line).expect("status line");
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut length = None;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).expect("header line");
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse::<usize>().ok();
+            }
+        }
+        let mut answer = vec![0; length.expect("a Content-Length answer")];
+        self.stream.read_exact(&mut answer).expect("answer body");
+        (status, String::from_utf8_lossy(&answer).into_owned())
+    }
+}
+
+/// The median of a timeseries.csv column over the rows whose `elapsed_s` is in `from..=to`
+/// (rows without a value skipped); panics if there is none.
+pub fn median_over(
+    rows: &[std::collections::BTreeMap<String, String>],
+    column: &str,
+    from: f64,
+    to: f64,
+) -> f64 {
+    let mut values: Vec<f64> = rows
+        .iter()
+        .filter(|r| (from..=to).contains(&r["elapsed_s"].parse::<f64>().unwrap_or(-1.0)))
+        .filter_map(|r| r[column].parse().ok())
+        .collect();
+    assert!(
+        !values.is_empty(),
+        "no {column} in {from}..={to} s: {rows:?}"
+    );
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}

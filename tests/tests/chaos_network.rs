@@ -1,9 +1,9 @@
-//! Network faults: the fault proxy standalone (`loadgen chaos-proxy` and its control API), and a
-//! latency fault in a scenario, between the forwarder and the backends.
+//! Network faults: the fault proxy standalone (`loadgen chaos-proxy` and its control API), every
+//! toxic seen at the client, and a latency fault in a scenario, between the forwarder and the
+//! backends.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e::*;
@@ -11,16 +11,7 @@ use e2e::*;
 /// A mock with a long answer, and `loadgen chaos-proxy` in front of it.
 struct Proxied {
     _mock: Server,
-    proxy: std::process::Child,
-    addr: SocketAddr,
-    control: SocketAddr,
-}
-
-impl Drop for Proxied {
-    fn drop(&mut self) {
-        let _ = self.proxy.kill();
-        let _ = self.proxy.wait();
-    }
+    proxy: ChaosProxy,
 }
 
 fn proxied() -> Proxied {
@@ -32,39 +23,14 @@ fn proxied() -> Proxied {
         "--output-tokens",
         "2000",
     ]);
-    let mut proxy = Command::new(binary("loadgen"))
-        .args(["chaos-proxy", "--upstream", &mock.addr.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn chaos-proxy");
-    let mut lines = lines_of(proxy.stdout.take().unwrap());
-    let seen = read_until(&mut lines, Duration::from_secs(30), |l| {
-        l.starts_with("control on")
-    });
-    let addr_of = |prefix: &str| -> SocketAddr {
-        seen.iter()
-            .find_map(|l| l.strip_prefix(prefix))
-            .and_then(|a| a.parse().ok())
-            .expect("announced address")
-    };
     Proxied {
-        addr: addr_of("listening on http://"),
-        control: addr_of("control on http://"),
+        proxy: ChaosProxy::start(mock.addr),
         _mock: mock,
-        proxy,
     }
 }
 
 fn control(p: &Proxied, method: &str, path: &str, body: &str) -> u16 {
-    let mut stream = http_request(p.control, method, path, &[], body);
-    let mut text = String::new();
-    let _ = stream.read_to_string(&mut text);
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    p.proxy.call(method, path, body).0
 }
 
 /// One whole chat answer through the proxy: the bytes read, the time taken, and how it ended
@@ -94,7 +60,7 @@ fn fetch(addr: SocketAddr) -> (usize, Duration, std::io::Result<()>) {
 #[test]
 fn toxics_set_through_the_control_api_shape_the_traffic() {
     let p = proxied();
-    let (size, plain, ended) = fetch(p.addr);
+    let (size, plain, ended) = fetch(p.proxy.addr);
     assert!(
         ended.is_ok() && size > 8_000,
         "a long answer passes: {size} bytes"
@@ -109,7 +75,7 @@ fn toxics_set_through_the_control_api_shape_the_traffic() {
         ),
         200
     );
-    let (_, slow, _) = fetch(p.addr);
+    let (_, slow, _) = fetch(p.proxy.addr);
     let added = slow.saturating_sub(plain);
     assert!(
         added >= Duration::from_millis(270) && added < Duration::from_millis(600),
@@ -127,7 +93,7 @@ fn toxics_set_through_the_control_api_shape_the_traffic() {
         ),
         200
     );
-    let (size, took, _) = fetch(p.addr);
+    let (size, took, _) = fetch(p.proxy.addr);
     let expected = size as f64 / 20_000.0;
     let took = took.saturating_sub(plain).as_secs_f64();
     assert!(
@@ -140,7 +106,7 @@ fn toxics_set_through_the_control_api_shape_the_traffic() {
         control(&p, "PUT", "/toxics/rst", r#"{"kind":"reset_peer"}"#),
         200
     );
-    let (_, _, ended) = fetch(p.addr);
+    let (_, _, ended) = fetch(p.proxy.addr);
     assert_eq!(
         ended.map_err(|e| e.kind()),
         Err(std::io::ErrorKind::ConnectionReset),
@@ -148,7 +114,7 @@ fn toxics_set_through_the_control_api_shape_the_traffic() {
     );
 
     assert_eq!(control(&p, "PUT", "/toxics/rst", r#"{"kind":"down"}"#), 200);
-    let (size, _, _) = fetch(p.addr);
+    let (size, _, _) = fetch(p.proxy.addr);
     assert_eq!(size, 0, "down: no answer at all");
 
     assert_eq!(
@@ -161,8 +127,82 @@ fn toxics_set_through_the_control_api_shape_the_traffic() {
         400
     );
     assert_eq!(control(&p, "DELETE", "/toxics", ""), 200);
-    let (size, _, ended) = fetch(p.addr);
+    let (size, _, ended) = fetch(p.proxy.addr);
     assert!(ended.is_ok() && size > 8_000, "back to normal");
+}
+
+#[test]
+fn slicer_limit_data_and_timeout_shape_the_answer_as_asked() {
+    let p = proxied();
+    // 64-byte slices 1 ms apart: all of it arrives, at least a millisecond a slice.
+    let slicer = r#"{"kind":"slicer","size_bytes":64,"delay_us":1000}"#;
+    assert_eq!(control(&p, "PUT", "/toxics/chop", slicer), 200);
+    let (size, took, ended) = fetch(p.proxy.addr);
+    assert!(
+        ended.is_ok() && size > 8_000,
+        "a whole answer: {size} bytes"
+    );
+    let slices = size as f64 / 64.0;
+    assert!(
+        took.as_secs_f64() >= slices * 0.001,
+        "{slices:.0} slices in {took:?}"
+    );
+    assert_eq!(control(&p, "DELETE", "/toxics", ""), 200);
+
+    let limit = r#"{"kind":"limit_data","bytes":1000}"#;
+    assert_eq!(control(&p, "PUT", "/toxics/cut", limit), 200);
+    let (size, _, _) = fetch(p.proxy.addr);
+    assert_eq!(size, 1000, "closed after exactly the limit");
+    assert_eq!(control(&p, "DELETE", "/toxics", ""), 200);
+
+    let hole = r#"{"kind":"timeout","timeout_ms":400}"#;
+    assert_eq!(control(&p, "PUT", "/toxics/hole", hole), 200);
+    let (size, took, _) = fetch(p.proxy.addr);
+    assert_eq!(size, 0, "nothing passes a timeout toxic");
+    assert!(
+        took >= Duration::from_millis(380) && took < Duration::from_secs(3),
+        "closed after {took:?}"
+    );
+    assert_eq!(control(&p, "DELETE", "/toxics", ""), 200);
+    let (size, _, ended) = fetch(p.proxy.addr);
+    assert!(ended.is_ok() && size > 8_000, "back to normal");
+}
+
+/// How long after the answer's last byte the connection's close reached the client.
+fn close_gap(addr: SocketAddr) -> Duration {
+    let mut stream = http_request(addr, "POST", "/v1/chat/completions", &[], chat_body(false));
+    let mut buf = [0u8; 16 << 10];
+    let mut last_data = Instant::now();
+    let mut read = 0;
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                read += n;
+                last_data = Instant::now();
+            }
+            Err(e) => panic!("the answer broke after {read} bytes: {e}"),
+        }
+    }
+    assert!(read > 8_000, "the whole answer came first: {read} bytes");
+    last_data.elapsed()
+}
+
+#[test]
+fn slow_close_passes_the_close_on_that_much_later() {
+    let p = proxied();
+    let plain = close_gap(p.proxy.addr);
+    assert!(
+        plain < Duration::from_millis(150),
+        "plain close after {plain:?}"
+    );
+    let slow = r#"{"kind":"slow_close","delay_ms":500}"#;
+    assert_eq!(control(&p, "PUT", "/toxics/slow", slow), 200);
+    let held = close_gap(p.proxy.addr);
+    assert!(
+        held >= Duration::from_millis(480) && held < Duration::from_millis(1500),
+        "close held back {held:?} (plain {plain:?})"
+    );
 }
 
 #[test]
@@ -178,19 +218,9 @@ fn a_latency_fault_slows_answers_by_its_amount() {
     let run = loadgen_run(&path, &out, &["--no-tui"], Duration::from_secs(120));
     assert_eq!(run.code(), Some(0), "{run:?}");
     let rows = read_timeseries(&out);
-    let p50_in = |from: f64, to: f64| -> Vec<f64> {
-        rows.iter()
-            .filter(|r| (from..=to).contains(&r["elapsed_s"].parse::<f64>().unwrap()))
-            .filter_map(|r| r["latency_p50_ms"].parse().ok())
-            .collect()
-    };
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     // Seconds 1..3 before, 4..6 inside (clear of the edges).
-    let before = median(p50_in(2.0, 3.0));
-    let during = median(p50_in(5.0, 6.0));
+    let before = median_over(&rows, "latency_p50_ms", 2.0, 3.0);
+    let during = median_over(&rows, "latency_p50_ms", 5.0, 6.0);
     let added = during - before;
     assert!(
         (180.0..=220.0).contains(&added),

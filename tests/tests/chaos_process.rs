@@ -94,3 +94,35 @@ fn a_hung_backend_makes_requests_time_out_then_recover() {
         "the hang's start is marked"
     );
 }
+
+#[test]
+fn the_forwarder_notices_a_stopped_and_a_hung_backend_within_seconds() {
+    let scenario = "name: noticed\n\
+        stack:\n  backends:\n    count: 3\n    profile: { ttft: 5ms, tokens_per_s: 500, output_tokens: 4 }\n\
+        load:\n  stages: [{ duration: 1s, users: 10 }, { duration: 7s, users: 10 }]\n  think_time: 20ms\n\
+        faults:\n  \
+        - { at: 1s, duration: 4s, target: backend-0, kind: stop, restart: true }\n  \
+        - { at: 1s, duration: 3s, target: backend-1, kind: hang }\n\
+        budgets: { breaker_open_after: 4s, lost: 0 }\n";
+    let (dir, path) = write_scenario(scenario);
+    let out = dir.path().join("report");
+    let run = loadgen_run(&path, &out, &["--no-tui"], Duration::from_secs(120));
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    let summary = read_summary(&out);
+    let noticed = summary["breaker_open_after"].expect("measured for stop and hang");
+    assert!(noticed > 0.0 && noticed <= 4.0, "{summary:?}");
+
+    let mut faults = csv::Reader::from_path(out.join("faults.csv")).expect("faults.csv");
+    let header = faults.headers().unwrap().clone();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = faults.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        let after: f64 = row[column("breaker_open_after_s")]
+            .parse()
+            .expect("noticed");
+        assert!(after <= noticed, "the summary holds the worst: {row:?}");
+        let by = &row[column("noticed_by")];
+        assert!(by == "breaker" || by == "health_check", "{row:?}");
+    }
+}

@@ -1,4 +1,5 @@
-//! Switches HTTP faults on and off in a running mock through its `/_chaos` control.
+//! Switches faults on and off in running processes through their HTTP control: HTTP faults in
+//! a mock (`/_chaos`), toxics in a `loadgen chaos-proxy` (`/toxics`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -6,6 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::proxy::Toxic;
 use crate::mock::chaos::HttpFault;
 
 /// A control call should take milliseconds; a hung mock must not hold the timeline.
@@ -20,6 +22,22 @@ pub async fn set(addr: SocketAddr, id: &str, fault: &HttpFault) -> Result<(), St
 /// Clears fault `id` on the mock at `addr`.
 pub async fn clear(addr: SocketAddr, id: &str) -> Result<(), String> {
     call(addr, "DELETE", &format!("/_chaos/{id}"), "").await
+}
+
+/// Sets toxic `id` on the chaos proxy whose control API is at `addr`.
+pub async fn set_toxic(addr: SocketAddr, id: &str, toxic: &Toxic) -> Result<(), String> {
+    let body = serde_json::to_string(toxic).map_err(|e| e.to_string())?;
+    call(addr, "PUT", &format!("/toxics/{id}"), &body).await
+}
+
+/// Removes toxic `id` from the chaos proxy at `addr` (absent already is fine).
+pub async fn clear_toxic(addr: SocketAddr, id: &str) -> Result<(), String> {
+    call(addr, "DELETE", &format!("/toxics/{id}"), "").await
+}
+
+/// Asks the chaos proxy at `addr` for its toxics: whether its control API answers.
+pub async fn list_toxics(addr: SocketAddr) -> Result<(), String> {
+    call(addr, "GET", "/toxics", "").await
 }
 
 async fn call(addr: SocketAddr, method: &str, path: &str, body: &str) -> Result<(), String> {

@@ -1,5 +1,6 @@
 //! A fault as the run uses it: resolved targets, absolute times, and what to do.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::proxy::Toxic;
@@ -18,13 +19,18 @@ pub struct Fault {
     pub kind: FaultKind,
 }
 
-/// Which stack children a fault acts on.
+/// What a fault acts on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
     /// Indexes into the stack's backends (healthy ones first, then the degraded groups), which
     /// is also the forwarder's `backend-<index>` naming.
     Backends(Vec<usize>),
     Forwarder,
+    /// A `loadgen chaos-proxy` someone else runs, driven through its control API.
+    Proxy {
+        name: String,
+        control: SocketAddr,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -65,18 +71,21 @@ impl Fault {
         self.duration = self.duration.map(|d| d.mul_f64(factor));
     }
 
-    /// Whether the fault must make the forwarder's breaker for its backends open: every
-    /// request to them fails at once. A graceful stop (the health check takes the backend out
-    /// first) and a hang (requests wait for the forwarder's timeouts) may or may not open it.
-    pub fn breaks_backends(&self) -> bool {
+    /// Whether the forwarder must notice the fault: its targeted backends stop answering
+    /// altogether (crashed, stopped, hung, down, black-holed), or every request to them fails
+    /// with a 5xx. Noticing is the first of a breaker opening or a health check marking the
+    /// backend down, whichever the forwarder does first (see the timeline's watch).
+    pub fn must_be_noticed(&self) -> bool {
         matches!(self.target, Target::Backends(_))
             && match &self.kind {
-                FaultKind::Process { action, .. } => *action == ProcessAction::Crash,
+                FaultKind::Process { .. } => true,
                 FaultKind::Http(HttpFault::Error {
                     status, toxicity, ..
                 }) => *status >= 500 && *toxicity >= 1.0,
                 FaultKind::Http(_) => false,
-                FaultKind::Network(toxic) => *toxic == Toxic::Down,
+                FaultKind::Network(Toxic::Down {}) => true,
+                FaultKind::Network(Toxic::Timeout { toxicity, .. }) => *toxicity >= 1.0,
+                FaultKind::Network(_) => false,
             }
     }
 
@@ -102,9 +111,10 @@ impl Fault {
                 Toxic::Bandwidth { .. } => "bandwidth",
                 Toxic::Slicer { .. } => "slicer",
                 Toxic::LimitData { .. } => "limit_data",
+                Toxic::SlowClose { .. } => "slow_close",
                 Toxic::ResetPeer { .. } => "reset_peer",
                 Toxic::Timeout { .. } => "timeout",
-                Toxic::Down => "down",
+                Toxic::Down {} => "down",
             },
         }
     }

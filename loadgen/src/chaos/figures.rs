@@ -2,8 +2,9 @@
 //! faults.csv, and the resilience rows of summary.csv (`breaker_open_after`, `recovered_after`,
 //! `failed_during_faults`; `lost` is every run's, in the summary).
 //!
-//! Counts are attributed per reporter second: a second in which a fault was active for any part
-//! counts wholly towards it, the resolution the per-second intervals give.
+//! Each fault's counts are the outcomes recorded while it was active (the recorder counts every
+//! outcome against the faults active at that moment), so back-to-back faults are told apart
+//! even within one second; the markers are per second, as timeseries.csv is.
 
 use std::io::Write;
 use std::path::Path;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use super::fault::Fault;
 use super::timeline::Journal;
 use crate::report::summary::{Summary, format_value};
-use crate::stats::{ErrorClass, Interval};
+use crate::stats::{ErrorClass, FaultTally, Interval};
 
 /// The summary metrics this module adds (and budgets may bound).
 pub const METRICS: [&str; 3] = [
@@ -23,13 +24,6 @@ pub const METRICS: [&str; 3] = [
 
 /// Success rate a second must reach to count as recovered when no budget says otherwise.
 pub const DEFAULT_RECOVERED_RATE: f64 = 99.0;
-
-#[derive(Clone, Debug, Default)]
-struct Tally {
-    requests: u64,
-    ok: u64,
-    failed: [u64; ErrorClass::ALL.len()],
-}
 
 /// One reporter second, as recovery is judged from it.
 #[derive(Clone, Copy, Debug)]
@@ -44,7 +38,7 @@ struct Second {
 #[derive(Debug)]
 pub struct Figures {
     faults: Vec<Fault>,
-    tallies: Vec<Tally>,
+    tallies: Vec<FaultTally>,
     seconds: Vec<Second>,
     failed_during: u64,
 }
@@ -62,13 +56,14 @@ impl Figures {
     pub fn new(faults: &[Fault]) -> Figures {
         Figures {
             faults: faults.to_vec(),
-            tallies: vec![Tally::default(); faults.len()],
+            tallies: vec![FaultTally::default(); faults.len()],
             seconds: Vec::new(),
             failed_during: 0,
         }
     }
 
-    /// Takes the second `from..to` of the load: counts it towards the faults active in it.
+    /// Takes the second `from..to` of the load: adds what was recorded during each fault, and
+    /// marks the faults active in it.
     pub fn tick(
         &mut self,
         from: Duration,
@@ -77,7 +72,6 @@ impl Figures {
         journal: &Journal,
     ) -> Markers {
         let mut markers = Markers::default();
-        let mut any = false;
         for (i, happened) in journal.faults.iter().enumerate() {
             let name = &self.faults[i].name;
             let Some(started) = happened.started else {
@@ -90,21 +84,19 @@ impl Figures {
             if happened.ended.is_some_and(in_second) {
                 push(&mut markers.events, &format!("-{name}"));
             }
-            if started >= to || happened.ended.is_some_and(|e| e < from) {
-                continue;
+            if started < to && happened.ended.is_none_or(|e| e >= from) {
+                push(&mut markers.active, name);
             }
-            any = true;
-            push(&mut markers.active, name);
-            let tally = &mut self.tallies[i];
-            tally.requests += interval.requests();
-            tally.ok += interval.ok;
-            for (sum, n) in tally.failed.iter_mut().zip(interval.failed) {
+        }
+        for (i, tally) in self.tallies.iter_mut().enumerate() {
+            let during = interval.during_faults.of(i);
+            tally.requests += during.requests;
+            tally.ok += during.ok;
+            for (sum, n) in tally.failed.iter_mut().zip(during.failed) {
                 *sum += n;
             }
         }
-        if any {
-            self.failed_during += interval.failed_total();
-        }
+        self.failed_during += interval.during_faults.failed;
         self.seconds.push(Second {
             from,
             to,
@@ -131,7 +123,7 @@ impl Figures {
         let breaking: Vec<Option<f64>> = rows
             .iter()
             .zip(&self.faults)
-            .filter(|(_, f)| f.breaks_backends())
+            .filter(|(_, f)| f.must_be_noticed())
             .map(|(r, _)| r.breaker_open_after)
             .collect();
         let breaker = worst(&breaking);
@@ -169,10 +161,11 @@ impl Figures {
             ended,
             ended_early,
             tally: self.tallies[i].clone(),
-            breaker_open_after: match (started, happened.breaker_open) {
-                (Some(s), Some(open)) => Some(open.saturating_sub(s).as_secs_f64()),
+            breaker_open_after: match (started, happened.noticed) {
+                (Some(s), Some(noticed)) => Some(noticed.at.saturating_sub(s).as_secs_f64()),
                 _ => None,
             },
+            noticed_by: happened.noticed.map_or("", |n| n.by.name()),
             recovered_after,
             problems: happened.problems.join("; "),
         }
@@ -197,8 +190,10 @@ struct Row {
     started: Option<Duration>,
     ended: Option<Duration>,
     ended_early: bool,
-    tally: Tally,
+    tally: FaultTally,
+    /// When the forwarder noticed the fault, from its start.
     breaker_open_after: Option<f64>,
+    noticed_by: &'static str,
     recovered_after: Option<f64>,
     problems: String,
 }
@@ -206,6 +201,7 @@ struct Row {
 fn fault_target(fault: &Fault) -> String {
     match &fault.target {
         super::fault::Target::Forwarder => "forwarder".to_owned(),
+        super::fault::Target::Proxy { name, .. } => name.clone(),
         super::fault::Target::Backends(list) => list
             .iter()
             .map(|i| format!("backend-{i}"))
@@ -239,7 +235,7 @@ fn write_csv(path: &Path, rows: &[Row]) -> std::io::Result<()> {
         header.push_str(",failed_");
         header.push_str(class.name());
     }
-    header.push_str(",breaker_open_after_s,recovered_after_s,problems");
+    header.push_str(",breaker_open_after_s,noticed_by,recovered_after_s,problems");
     writeln!(out, "{header}")?;
     let secs =
         |d: Option<Duration>| d.map_or_else(String::new, |d| format!("{:.3}", d.as_secs_f64()));
@@ -262,8 +258,9 @@ fn write_csv(path: &Path, rows: &[Row]) -> std::io::Result<()> {
         }
         // Problems are free text: quoted, with quotes doubled, as CSV wants.
         line.push_str(&format!(
-            ",{},{},\"{}\"",
+            ",{},{},{},\"{}\"",
             value(r.breaker_open_after),
+            r.noticed_by,
             value(r.recovered_after),
             r.problems.replace('"', "\"\"")
         ));
@@ -276,84 +273,177 @@ fn write_csv(path: &Path, rows: &[Row]) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::chaos::fault::{FaultKind, ProcessAction, Target};
-    use crate::chaos::timeline::Happened;
-    use crate::stats::Outcome;
+    use crate::chaos::timeline::{Happened, Noticed, NoticedBy};
+    use crate::mock::chaos::HttpFault;
+    use crate::stats::{Outcome, Recorder};
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
     }
 
-    fn interval(ok: u64, failed: u64) -> Interval {
-        let mut i = Interval::default();
+    fn ms(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    /// Records `ok` successes, then `failed` failures of `class`, each over in no time.
+    fn record(recorder: &Recorder, ok: u64, failed: u64, class: ErrorClass) {
         for _ in 0..ok {
-            i.record(&Outcome::default());
+            recorder.record(&Outcome::default());
         }
         for _ in 0..failed {
-            i.record(&Outcome::failed(
-                ErrorClass::Http5xx,
-                Duration::from_millis(1),
-            ));
+            recorder.record(&Outcome::failed(class, Duration::ZERO));
         }
-        i
+    }
+
+    fn fault(name: &str, at: Duration, duration: Duration, kind: FaultKind) -> Fault {
+        Fault {
+            name: name.into(),
+            at,
+            duration: Some(duration),
+            target: Target::Backends(vec![0]),
+            kind,
+        }
+    }
+
+    fn happened(started: Duration, ended: Duration) -> Happened {
+        Happened {
+            started: Some(started),
+            ended: Some(ended),
+            ..Happened::default()
+        }
+    }
+
+    fn temp_csv(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("chaos-figures-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(name)
     }
 
     #[test]
-    fn seconds_count_towards_active_faults_and_recovery_is_timed() {
-        let fault = Fault {
-            name: "crash-backend-0".into(),
-            at: secs(2),
-            duration: Some(secs(2)),
-            target: Target::Backends(vec![0]),
-            kind: FaultKind::Process {
-                action: ProcessAction::Crash,
-                restart: true,
-            },
+    fn outcomes_during_a_fault_count_towards_it_and_recovery_is_timed() {
+        let crash = FaultKind::Process {
+            action: ProcessAction::Crash,
+            restart: true,
         };
+        let fault = fault("crash-backend-0", secs(2), secs(2), crash);
         let mut figures = Figures::new(std::slice::from_ref(&fault));
-        let journal = Journal {
-            faults: vec![Happened {
-                started: Some(Duration::from_millis(2100)),
-                ended: Some(Duration::from_millis(4100)),
-                breaker_open: Some(Duration::from_millis(3600)),
-                problems: Vec::new(),
-            }],
+        let mut journal = Journal {
+            faults: vec![happened(ms(2100), ms(4100))],
         };
+        journal.faults[0].noticed = Some(Noticed {
+            at: ms(3600),
+            by: NoticedBy::Breaker,
+        });
+        let recorder = Recorder::default();
         let mut markers = Vec::new();
-        let seconds = [(10, 0), (10, 0), (5, 5), (6, 4), (8, 2), (10, 0)];
-        for (s, &(ok, failed)) in seconds.iter().enumerate() {
-            let s = s as u64;
-            markers.push(figures.tick(secs(s), secs(s + 1), &interval(ok, failed), &journal));
-        }
+        let mut second = |s: u64, recorder: &Recorder, figures: &mut Figures| {
+            let interval = recorder.take();
+            markers.push(figures.tick(secs(s), secs(s + 1), &interval, &journal));
+        };
+        record(&recorder, 10, 0, ErrorClass::Http5xx);
+        second(0, &recorder, &mut figures);
+        record(&recorder, 10, 0, ErrorClass::Http5xx);
+        second(1, &recorder, &mut figures);
+        // Second 2: five answers before the crash at 2.1 s, five failures after it.
+        record(&recorder, 5, 0, ErrorClass::Http5xx);
+        recorder.faults().begin(0);
+        record(&recorder, 0, 5, ErrorClass::Http5xx);
+        second(2, &recorder, &mut figures);
+        record(&recorder, 6, 4, ErrorClass::Http5xx);
+        second(3, &recorder, &mut figures);
+        // Second 4: the fault ends at 4.1 s; what comes after is not its doing.
+        record(&recorder, 3, 2, ErrorClass::Http5xx);
+        recorder.faults().end(0);
+        record(&recorder, 5, 0, ErrorClass::Http5xx);
+        second(4, &recorder, &mut figures);
+        record(&recorder, 10, 0, ErrorClass::Http5xx);
+        second(5, &recorder, &mut figures);
+
         assert_eq!(markers[1], Markers::default());
         assert_eq!(markers[2].events, "+crash-backend-0");
         assert_eq!(markers[4].events, "-crash-backend-0");
         assert_eq!(markers[3].active, "crash-backend-0");
-        let dir = std::env::temp_dir().join(format!("chaos-figures-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let csv = temp_csv("one.csv");
         let mut summary = Summary::default();
         figures
-            .finish(
-                &journal,
-                secs(6),
-                99.0,
-                &mut summary,
-                &dir.join("faults.csv"),
-            )
+            .finish(&journal, secs(6), 99.0, &mut summary, &csv)
             .unwrap();
         assert_eq!(summary.get("breaker_open_after"), Some(1.5));
         assert_eq!(summary.get("failed_during_faults"), Some(11.0));
         // Ended at 4.1 s; the second 5..6 is the first back at 99 %.
         assert!((summary.get("recovered_after").unwrap() - 1.9).abs() < 1e-9);
-        let csv = std::fs::read_to_string(dir.join("faults.csv")).unwrap();
+        let csv = std::fs::read_to_string(csv).unwrap();
         assert_eq!(csv.lines().count(), 2, "{csv}");
         assert!(
             csv.lines()
                 .nth(1)
                 .unwrap()
-                .starts_with("crash-backend-0,crash,backend-0,2.000,2.100,4.100,30,19,11"),
+                .starts_with("crash-backend-0,crash,backend-0,2.000,2.100,4.100,20,9,11"),
             "{csv}"
         );
-        std::fs::remove_dir_all(&dir).ok();
+        assert!(csv.contains(",1.500,breaker,1.900,"), "{csv}");
+    }
+
+    #[test]
+    fn back_to_back_faults_within_one_second_are_counted_apart() {
+        let error = |status| {
+            FaultKind::Http(HttpFault::Error {
+                status,
+                body: None,
+                retry_after_s: None,
+                toxicity: 1.0,
+            })
+        };
+        let faults = [
+            fault("unavailable", ms(100), ms(300), error(503)),
+            fault("limited", ms(400), ms(400), error(429)),
+        ];
+        let journal = Journal {
+            faults: vec![happened(ms(100), ms(400)), happened(ms(400), ms(800))],
+        };
+        let mut figures = Figures::new(&faults);
+        let recorder = Recorder::default();
+        // All within the second 0..1: ok, then three 503s, then four 429s, then ok again.
+        record(&recorder, 2, 0, ErrorClass::Http5xx);
+        recorder.faults().begin(0);
+        record(&recorder, 0, 3, ErrorClass::Http5xx);
+        recorder.faults().end(0);
+        recorder.faults().begin(1);
+        record(&recorder, 1, 4, ErrorClass::Http4xx);
+        recorder.faults().end(1);
+        record(&recorder, 2, 0, ErrorClass::Http5xx);
+        let markers = figures.tick(secs(0), secs(1), &recorder.take(), &journal);
+        assert_eq!(markers.active, "unavailable;limited");
+        let csv = temp_csv("two.csv");
+        let mut summary = Summary::default();
+        figures
+            .finish(&journal, secs(1), 99.0, &mut summary, &csv)
+            .unwrap();
+        assert_eq!(summary.get("failed_during_faults"), Some(7.0));
+        let mut reader = csv::Reader::from_path(&csv).unwrap();
+        let header = reader.headers().unwrap().clone();
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        let cell = |row: usize, name: &str| -> String {
+            rows[row][header.iter().position(|h| h == name).unwrap()].to_owned()
+        };
+        assert_eq!(
+            [
+                cell(0, "requests"),
+                cell(0, "ok"),
+                cell(0, "failed_http_5xx")
+            ],
+            ["3", "0", "3"]
+        );
+        assert_eq!(cell(0, "failed_http_4xx"), "0");
+        assert_eq!(
+            [
+                cell(1, "requests"),
+                cell(1, "ok"),
+                cell(1, "failed_http_4xx")
+            ],
+            ["5", "1", "4"]
+        );
+        assert_eq!(cell(1, "failed_http_5xx"), "0");
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! The `faults:` list as written in a scenario, and its checks: each fault resolved against the
-//! stack's backends into a [`Fault`], or an error naming `faults[i].field` and its place.
+//! stack's backends and the scenario's chaos proxies into a [`Fault`], or an error naming
+//! `faults[i].field` and its place.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
 use super::fault::{Fault, FaultKind, ProcessAction, Target};
-use super::proxy::{Direction, Toxic};
+use super::proxy::{Direction, Per, Toxic};
 use crate::mock::chaos::HttpFault;
 use crate::scenario::human::{HumanDuration, ScalarText, parse_percent};
 
@@ -33,7 +35,8 @@ pub struct FaultSpec {
     pub body: Option<Spanned<String>>,
     /// `error`: the `Retry-After` to send (429 and 503 send 1s by default).
     pub retry_after: Option<Spanned<HumanDuration>>,
-    /// `delay`, `slow_first_token`: how much longer.
+    /// `delay`, `slow_first_token`, `latency`: how much longer; `slicer`: between slices;
+    /// `slow_close`: how long a close is held back.
     pub delay: Option<Spanned<HumanDuration>>,
     /// `delay`, `slow_first_token`: up to this much more or less, evenly drawn.
     pub jitter: Option<Spanned<HumanDuration>>,
@@ -47,10 +50,14 @@ pub struct FaultSpec {
     pub bytes: Option<Spanned<u64>>,
     /// `reset_peer`, `timeout`: how long a connection lives first (`timeout` 0: never closes).
     pub after: Option<Spanned<HumanDuration>>,
-    /// HTTP faults: share of requests affected (`50%` or `0.5`), rolled per request.
+    /// Share affected (`50%` or `0.5`): of requests for HTTP faults; for network faults of
+    /// connections, or of requests with `per: request`.
     pub toxicity: Option<Spanned<ScalarText>>,
-    /// Network faults (latency, bandwidth, slicer, limit_data): `downstream` (answers, the
-    /// default) or `upstream` (requests).
+    /// Network faults: what one toxicity roll covers, `connection` (the default) or `request`
+    /// (rolled again for each request on a keep-alive connection).
+    pub per: Option<Spanned<String>>,
+    /// Network faults (latency, bandwidth, slicer, limit_data, slow_close): `downstream`
+    /// (answers, the default) or `upstream` (requests).
     pub direction: Option<Spanned<String>>,
 }
 
@@ -63,29 +70,46 @@ pub struct SpecError {
 }
 
 pub const KINDS: &str = "crash, stop, hang, error, delay, slow_first_token, cut_stream, \
-                         latency, bandwidth, slicer, limit_data, reset_peer, timeout, down";
+                         latency, bandwidth, slicer, limit_data, slow_close, reset_peer, timeout, down";
 
 /// Kinds applied by the fault proxy between the forwarder and the backends.
-pub const NETWORK_KINDS: [&str; 7] = [
+pub const NETWORK_KINDS: [&str; 8] = [
     "latency",
     "bandwidth",
     "slicer",
     "limit_data",
+    "slow_close",
     "reset_peer",
     "timeout",
     "down",
 ];
 
-/// Resolves every fault; `backends` are the names of the stack's backends in start order and
-/// `run` is how long the load lasts (before any squeeze).
+/// A running `loadgen chaos-proxy` a scenario names: what faults call it, and its control API.
+pub type ChaosProxy = (String, SocketAddr);
+
+/// Resolves every fault; `backends` are the names of the stack's backends in start order,
+/// `proxies` the chaos proxies the scenario names, and `run` is how long the load lasts
+/// (before any squeeze).
 pub fn resolve(
     specs: &[FaultSpec],
     backends: &[String],
+    proxies: &[ChaosProxy],
     run: Duration,
 ) -> Result<Vec<Fault>, SpecError> {
+    if let Some(extra) = specs.get(crate::stats::MAX_FAULTS) {
+        return Err(error(
+            crate::stats::MAX_FAULTS,
+            "at",
+            extra.at.referenced,
+            format!(
+                "a scenario schedules at most {} faults",
+                crate::stats::MAX_FAULTS
+            ),
+        ));
+    }
     let mut faults: Vec<Fault> = Vec::with_capacity(specs.len());
     for (i, spec) in specs.iter().enumerate() {
-        let mut fault = resolve_one(i, spec, backends, run)?;
+        let mut fault = resolve_one(i, spec, backends, proxies, run)?;
         if faults.iter().any(|f| f.name == fault.name) {
             if let Some(name) = &spec.name {
                 return Err(error(
@@ -114,6 +138,7 @@ fn resolve_one(
     i: usize,
     spec: &FaultSpec,
     backends: &[String],
+    proxies: &[ChaosProxy],
     run: Duration,
 ) -> Result<Fault, SpecError> {
     let fail = |field: &str, at: Location, message: String| Err(error(i, field, at, message));
@@ -135,7 +160,17 @@ fn resolve_one(
     let kind = spec.kind.value.as_str();
 
     // Parameters of one kind given to another are mistakes worth naming.
-    let given: [(&str, Option<Location>, &[&str]); 13] = [
+    // Network kinds a roll can miss (every one but `down`).
+    const ROLLED: [&str; 7] = [
+        "latency",
+        "bandwidth",
+        "slicer",
+        "limit_data",
+        "slow_close",
+        "reset_peer",
+        "timeout",
+    ];
+    let given: [(&str, Option<Location>, &[&str]); 14] = [
         (
             "restart",
             spec.restart.as_ref().map(|s| s.referenced),
@@ -155,7 +190,13 @@ fn resolve_one(
         (
             "delay",
             spec.delay.as_ref().map(|s| s.referenced),
-            &["delay", "slow_first_token", "latency", "slicer"],
+            &[
+                "delay",
+                "slow_first_token",
+                "latency",
+                "slicer",
+                "slow_close",
+            ],
         ),
         (
             "jitter",
@@ -185,8 +226,9 @@ fn resolve_one(
         (
             "direction",
             spec.direction.as_ref().map(|s| s.referenced),
-            &["latency", "bandwidth", "slicer", "limit_data"],
+            &["latency", "bandwidth", "slicer", "limit_data", "slow_close"],
         ),
+        ("per", spec.per.as_ref().map(|s| s.referenced), &ROLLED),
         (
             "after_tokens",
             spec.after_tokens.as_ref().map(|s| s.referenced),
@@ -204,6 +246,7 @@ fn resolve_one(
                 "bandwidth",
                 "slicer",
                 "limit_data",
+                "slow_close",
                 "reset_peer",
                 "timeout",
             ],
@@ -238,6 +281,13 @@ fn resolve_one(
             );
         }
     };
+    let per = match spec.per.as_ref().map(|p| (p.value.as_str(), p.referenced)) {
+        None | Some(("connection", _)) => Per::Connection,
+        Some(("request", _)) => Per::Request,
+        Some((other, at)) => {
+            return fail("per", at, format!("{other:?}: use connection or request"));
+        }
+    };
 
     let at = spec.at.value.0;
     if at >= run {
@@ -264,7 +314,22 @@ fn resolve_one(
     };
 
     let target_text = spec.target.value.0.trim();
-    let target = if target_text == "forwarder" {
+    let target = if let Some((name, control)) = proxies.iter().find(|(n, _)| n == target_text) {
+        if !NETWORK_KINDS.contains(&kind) {
+            return fail(
+                "kind",
+                kind_at,
+                format!(
+                    "{name} is a chaos proxy: it takes network faults only ({})",
+                    NETWORK_KINDS.join(", ")
+                ),
+            );
+        }
+        Target::Proxy {
+            name: name.clone(),
+            control: *control,
+        }
+    } else if target_text == "forwarder" {
         if process.is_none() {
             return fail(
                 "target",
@@ -275,7 +340,7 @@ fn resolve_one(
         Target::Forwarder
     } else {
         Target::Backends(
-            resolve_backends(target_text, backends)
+            resolve_backends(target_text, backends, proxies)
                 .map_err(|m| error(i, "target", spec.target.referenced, m))?,
         )
     };
@@ -309,6 +374,7 @@ fn resolve_one(
                     jitter_ms: millis(&spec.jitter),
                     direction,
                     toxicity,
+                    per,
                 }
             }
             "bandwidth" => match &spec.rate {
@@ -316,6 +382,7 @@ fn resolve_one(
                     rate_kbps: rate.value,
                     direction,
                     toxicity,
+                    per,
                 },
                 Some(rate) => {
                     return fail("rate", rate.referenced, "must be at least 1 (KB/s)".into());
@@ -331,6 +398,7 @@ fn resolve_one(
                         .map_or(0, |d| d.value.0.as_micros() as u64),
                     direction,
                     toxicity,
+                    per,
                 },
                 Some(size) => {
                     return fail("size", size.referenced, "must be at least 1 byte".into());
@@ -342,18 +410,32 @@ fn resolve_one(
                     bytes: bytes.value,
                     direction,
                     toxicity,
+                    per,
                 },
                 None => return needs("bytes", "2048"),
             },
+            "slow_close" => {
+                if spec.delay.is_none() {
+                    return needs("delay", "300ms");
+                }
+                Toxic::SlowClose {
+                    delay_ms: millis(&spec.delay),
+                    direction,
+                    toxicity,
+                    per,
+                }
+            }
             "reset_peer" => Toxic::ResetPeer {
                 timeout_ms: millis(&spec.after),
                 toxicity,
+                per,
             },
             "timeout" => Toxic::Timeout {
                 timeout_ms: millis(&spec.after),
                 toxicity,
+                per,
             },
-            _ => Toxic::Down,
+            _ => Toxic::Down {},
         }),
         None => FaultKind::Http(match kind {
             "error" => {
@@ -414,6 +496,7 @@ fn resolve_one(
 
     let target_name = match &target {
         Target::Forwarder => "forwarder".to_owned(),
+        Target::Proxy { name, .. } => name.clone(),
         Target::Backends(list) if list.len() == backends.len() && list.len() > 1 => {
             "all".to_owned()
         }
@@ -451,8 +534,26 @@ fn resolve_one(
 }
 
 /// `backend-1` (a name), `1` (an index), `all`, or `50%` (the first half, at least one).
-fn resolve_backends(text: &str, backends: &[String]) -> Result<Vec<usize>, String> {
+fn resolve_backends(
+    text: &str,
+    backends: &[String],
+    proxies: &[ChaosProxy],
+) -> Result<Vec<usize>, String> {
+    let proxy_names = || {
+        proxies
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let n = backends.len();
+    if n == 0 {
+        return Err(format!(
+            "{text:?} is not one of the chaos proxies ({}), and without a `stack` there are no \
+             backends to fault",
+            proxy_names()
+        ));
+    }
     if text == "all" {
         return Ok((0..n).collect());
     }
@@ -477,10 +578,44 @@ fn resolve_backends(text: &str, backends: &[String]) -> Result<Vec<usize>, Strin
         let count = ((n as f64 * share / 100.0).ceil() as usize).clamp(1, n);
         return Ok((0..count).collect());
     }
+    let proxies = if proxies.is_empty() {
+        String::new()
+    } else {
+        format!(", a chaos proxy ({})", proxy_names())
+    };
     Err(format!(
-        "{text:?} is not a backend; use a name ({}), an index, `all`, a share like `50%`, or `forwarder`",
+        "{text:?} is not a backend; use a name ({}), an index, `all`, a share like `50%`, \
+         `forwarder`{proxies}",
         backends.join(", ")
     ))
+}
+
+/// A chaos proxy's control URL (`http://127.0.0.1:9101`) as the address to call; loopback only.
+pub fn proxy_control(url: &str) -> Result<SocketAddr, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(format!(
+            "{url:?}: use the control API's http:// URL, as `loadgen chaos-proxy` prints it"
+        ));
+    }
+    let host = uri.host().unwrap_or_default();
+    let Some(port) = uri.port_u16() else {
+        return Err(format!("{url:?} has no port"));
+    };
+    let ip: std::net::IpAddr = match host.trim_start_matches('[').trim_end_matches(']') {
+        "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
+        other => other
+            .parse()
+            .map_err(|_| format!("{host:?}: give the proxy's address as an IP, e.g. 127.0.0.1"))?,
+    };
+    if !ip.is_loopback() {
+        return Err(format!(
+            "{ip} is not a loopback address: faults only ever touch this machine"
+        ));
+    }
+    Ok((ip, port).into())
 }
 
 /// `50%` or `0.5`, as a probability.
@@ -504,7 +639,8 @@ mod tests {
         let names: Vec<String> = ["backend-0", "backend-1", "backend-2", "degraded-0"]
             .map(String::from)
             .to_vec();
-        resolve(&specs, &names, Duration::from_secs(600))
+        let proxies = [("edge".to_owned(), "127.0.0.1:9101".parse().unwrap())];
+        resolve(&specs, &names, &proxies, Duration::from_secs(600))
     }
 
     #[test]
@@ -610,11 +746,12 @@ mod tests {
                 latency_ms: 100,
                 jitter_ms: 10,
                 direction: Direction::Upstream,
-                toxicity: 1.0
+                toxicity: 1.0,
+                per: Per::Connection,
             })
         );
         assert!(faults.iter().all(Fault::is_network));
-        assert!(faults[3].breaks_backends() && !faults[0].breaks_backends());
+        assert!(faults[3].must_be_noticed() && !faults[0].must_be_noticed());
         let e = parse("- { at: 1s, target: 0, kind: bandwidth }\n").unwrap_err();
         assert_eq!(e.field, "faults[0].rate");
         let e = parse("- { at: 1s, target: 0, kind: down, direction: upstream }\n").unwrap_err();
@@ -622,6 +759,62 @@ mod tests {
         let e = parse("- { at: 1s, target: 0, kind: latency, delay: 1s, direction: sideways }\n")
             .unwrap_err();
         assert_eq!(e.field, "faults[0].direction");
+    }
+
+    #[test]
+    fn slow_close_and_per_request_toxicity_are_read() {
+        let faults = parse(
+            "- { at: 1s, target: 0, kind: slow_close, delay: 300ms }\n\
+             - { at: 1s, target: 1, kind: latency, delay: 50ms, toxicity: 50%, per: request }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            faults[0].kind,
+            FaultKind::Network(Toxic::SlowClose {
+                delay_ms: 300,
+                direction: Direction::Downstream,
+                toxicity: 1.0,
+                per: Per::Connection,
+            })
+        );
+        assert!(matches!(
+            faults[1].kind,
+            FaultKind::Network(Toxic::Latency {
+                per: Per::Request,
+                ..
+            })
+        ));
+        let e = parse("- { at: 1s, target: 0, kind: slow_close }\n").unwrap_err();
+        assert_eq!(e.field, "faults[0].delay");
+        let e =
+            parse("- { at: 1s, target: 0, kind: latency, delay: 1s, per: packet }\n").unwrap_err();
+        assert_eq!(e.field, "faults[0].per");
+        let e =
+            parse("- { at: 1s, target: 0, kind: delay, delay: 1s, per: request }\n").unwrap_err();
+        assert_eq!(
+            e.field, "faults[0].per",
+            "HTTP faults are always per request"
+        );
+    }
+
+    #[test]
+    fn chaos_proxies_take_network_faults_by_name() {
+        let faults =
+            parse("- { at: 1s, duration: 2s, target: edge, kind: latency, delay: 9ms }\n").unwrap();
+        assert_eq!(
+            faults[0].target,
+            Target::Proxy {
+                name: "edge".into(),
+                control: "127.0.0.1:9101".parse().unwrap()
+            }
+        );
+        assert_eq!(faults[0].name, "latency-edge");
+        let e = parse("- { at: 1s, target: edge, kind: crash }\n").unwrap_err();
+        assert_eq!(e.field, "faults[0].kind");
+        assert!(e.message.contains("network faults only"), "{}", e.message);
+        let e = parse("- { at: 1s, target: egde, kind: down }\n").unwrap_err();
+        assert_eq!(e.field, "faults[0].target");
+        assert!(e.message.contains("chaos proxy (edge)"), "{}", e.message);
     }
 
     #[test]

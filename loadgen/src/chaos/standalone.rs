@@ -2,7 +2,8 @@
 //! API, so people can fault their own stack by hand or from their own scripts.
 //!
 //! Control (JSON, loopback only): `GET /toxics` lists them by id, `PUT /toxics/<id>` sets one
-//! (a [`Toxic`] as JSON), `DELETE /toxics/<id>` removes one, `DELETE /toxics` removes all.
+//! (a [`Toxic`] as JSON), `DELETE /toxics/<id>` removes one, `DELETE /toxics` removes all. A
+//! scenario's `chaos_proxies` drive it on schedule through the same calls.
 
 use std::convert::Infallible;
 use std::io::Write as _;

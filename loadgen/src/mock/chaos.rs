@@ -168,7 +168,7 @@ fn hit<R: Rng + ?Sized>(p: f64, rng: &mut R) -> bool {
 }
 
 /// `delay` plus a uniform draw in `-jitter..=jitter`, never below zero.
-fn jittered<R: Rng + ?Sized>(delay_ms: u64, jitter_ms: u64, rng: &mut R) -> Duration {
+pub(crate) fn jittered<R: Rng + ?Sized>(delay_ms: u64, jitter_ms: u64, rng: &mut R) -> Duration {
     let spread = if jitter_ms == 0 {
         0
     } else {

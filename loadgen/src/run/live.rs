@@ -37,6 +37,10 @@ pub async fn run_load(
 ) -> Result<Vec<Verdict>, RunError> {
     let template = RequestTemplate::new(&plan.request, target, plan.load.protocol)
         .map_err(|e| RunError::BadInput(e.to_string()))?;
+    // A chaos proxy that is not there would fail every fault on it: say so before the load.
+    timeline::check_proxies(&plan.faults)
+        .await
+        .map_err(RunError::Failed)?;
     let io_err =
         |what: &str, e: std::io::Error| RunError::Failed(format!("cannot write {what}: {e}"));
     let mut timeseries = TimeseriesWriter::create(&dir.join("timeseries.csv"))
@@ -90,8 +94,15 @@ pub async fn run_load(
     let journal = timeline::journal(&plan.faults);
     let mut fault_figures = (!plan.faults.is_empty()).then(|| Figures::new(&plan.faults));
     let chaos = async {
-        if let Some(stack) = stack.filter(|_| !plan.faults.is_empty()) {
-            timeline::run(&plan.faults, stack, started, journal.clone()).await;
+        if !plan.faults.is_empty() {
+            timeline::run(
+                &plan.faults,
+                stack,
+                started,
+                journal.clone(),
+                recorder.faults(),
+            )
+            .await;
         }
     };
     let mut chaos = std::pin::pin!(chaos);
@@ -161,6 +172,9 @@ pub async fn run_load(
     }
     let load_time = started.elapsed();
     display.finish();
+    for problem in timeline::clear_proxies(&plan.faults).await {
+        eprintln!("chaos proxy: {problem}");
+    }
     live_writers
         .finish()
         .map_err(|e| RunError::Failed(e.to_string()))?;

@@ -30,7 +30,11 @@ pub struct Scenario {
     #[serde(default)]
     pub tls: TlsSpec,
     pub load: LoadSpec,
-    /// Scheduled fault injections on the stack's processes and backends.
+    /// Running `loadgen chaos-proxy` instances, by name, at their control API's URL
+    /// (loopback only): faults may target them by name.
+    #[serde(default)]
+    pub chaos_proxies: BTreeMap<String, Spanned<String>>,
+    /// Scheduled fault injections on the stack's processes and backends, or on chaos proxies.
     #[serde(default)]
     pub faults: Vec<crate::chaos::spec::FaultSpec>,
     /// Metric name (as in summary.csv) to bound.

@@ -8,6 +8,7 @@ use serde_saphyr::{Location, Spanned};
 use super::distribution::DurationDist;
 use super::schema::{LoadModel, Protocol, Scenario, StageShape};
 use super::{LoadPlan, Model, Plan, ScenarioError, Stage};
+use crate::chaos::Target;
 use crate::engine::request::RequestTemplate;
 use crate::report::budget::Budget;
 
@@ -278,29 +279,58 @@ pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> 
     RequestTemplate::new(&request, &probe_target, Protocol::Http1)
         .map_err(|e| err(at(&request.path), e.field, e.message))?;
 
+    let mut proxies = Vec::with_capacity(scenario.chaos_proxies.len());
+    for (name, url) in &scenario.chaos_proxies {
+        let field = format!("chaos_proxies.{name}");
+        let control =
+            crate::chaos::spec::proxy_control(&url.value).map_err(|m| err(at(url), &field, m))?;
+        let taken = ["all", "forwarder"].contains(&name.as_str())
+            || stack
+                .as_ref()
+                .is_some_and(|s| crate::stack::backend_names(s).contains(name));
+        if taken {
+            return Err(err(
+                at(url),
+                &field,
+                format!("{name:?} already names a backend or target: give the proxy another name"),
+            ));
+        }
+        proxies.push((name.clone(), control));
+    }
     let faults = match (&stack, scenario.faults.first()) {
         (_, None) => Vec::new(),
-        (None, Some(first)) => {
+        (None, Some(first)) if proxies.is_empty() => {
             return Err(err(
                 at(&first.kind),
                 "faults[0]",
-                "faults act on the processes the stack starts: add a `stack`".into(),
+                "faults act on the processes the stack starts, or on running chaos proxies: \
+                 add a `stack`, or name the proxies in `chaos_proxies`"
+                    .into(),
             ));
         }
-        (Some(stack), Some(_)) => {
-            let names = crate::stack::backend_names(stack);
-            let faults =
-                crate::chaos::spec::resolve(&scenario.faults, &names, plan_load.total_duration())
-                    .map_err(|e| err(Some(e.at), &e.field, e.message))?;
-            // The fault proxies sit between the forwarder and the backends.
-            if let Some(i) = faults.iter().position(|f| f.is_network())
-                && !stack.forwarder.enabled
+        (stack, Some(_)) => {
+            let names = stack
+                .as_ref()
+                .map(crate::stack::backend_names)
+                .unwrap_or_default();
+            let faults = crate::chaos::spec::resolve(
+                &scenario.faults,
+                &names,
+                &proxies,
+                plan_load.total_duration(),
+            )
+            .map_err(|e| err(Some(e.at), &e.field, e.message))?;
+            // The stack's fault proxies sit between the forwarder and the backends.
+            if let Some(i) = faults
+                .iter()
+                .position(|f| f.is_network() && matches!(f.target, Target::Backends(_)))
+                && stack.as_ref().is_some_and(|s| !s.forwarder.enabled)
             {
                 return Err(err(
                     at(&scenario.faults[i].kind),
                     &format!("faults[{i}].kind"),
                     "network faults act between the forwarder and the backends: enable \
-                     stack.forwarder"
+                     stack.forwarder, or target a chaos proxy"
                         .into(),
                 ));
             }

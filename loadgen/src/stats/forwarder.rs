@@ -10,6 +10,9 @@ pub struct ForwarderFigures {
     pub shed_total: f64,
     /// Bit `i` set: `forwarder_breaker_state{backend="backend-<i>"}` reads 1 (open).
     pub breakers_open: u64,
+    /// Bit `i` set: `forwarder_backend_up{backend="backend-<i>"}` reads 0 (its health check
+    /// failed).
+    pub backends_down: u64,
     /// Response-cache lookups since start, by result.
     pub cache_hits: f64,
     pub cache_misses: f64,
@@ -48,6 +51,14 @@ impl ForwarderFigures {
                 }
                 continue;
             }
+            if name == "forwarder_backend_up" {
+                if let Some(bit) = backend_index(series).filter(|&i| i < 64)
+                    && value == 0.0
+                {
+                    figures.backends_down |= 1 << bit;
+                }
+                continue;
+            }
             if name == "forwarder_cache_requests_total" {
                 if series.contains("result=\"hit\"") {
                     figures.cache_hits += value;
@@ -81,10 +92,13 @@ mod tests {
     fn breakers_and_cache_are_read_too() {
         let text = "forwarder_breaker_state{backend=\"backend-0\"} 0\n\
                     forwarder_breaker_state{backend=\"backend-2\"} 1\n\
+                    forwarder_backend_up{backend=\"backend-0\"} 1\n\
+                    forwarder_backend_up{backend=\"backend-3\"} 0\n\
                     forwarder_cache_requests_total{result=\"hit\"} 30\n\
                     forwarder_cache_requests_total{result=\"miss\"} 10\n";
         let f = super::ForwarderFigures::parse(text);
         assert_eq!(f.open_breakers().collect::<Vec<_>>(), vec![2]);
+        assert_eq!(f.backends_down, 0b1000);
         assert_eq!(f.cache_hit_rate(), Some(75.0));
     }
 

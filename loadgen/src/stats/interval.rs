@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::{ErrorClass, Outcome};
+use super::during_faults::Ended;
+use super::{DuringFaults, ErrorClass, FaultWindows, Outcome};
 
 /// Latencies are recorded in microseconds, from 1 us to 1 hour, at 3 significant digits.
 const HIGHEST_US: u64 = 3_600_000_000;
@@ -41,6 +42,8 @@ pub struct Interval {
     pub inter_token: Histogram<u64>,
     /// Time per output token after the first, per request.
     pub tpot: Histogram<u64>,
+    /// The same outcomes, by the faults active when each was recorded.
+    pub during_faults: DuringFaults,
 }
 
 impl Default for Interval {
@@ -57,6 +60,7 @@ impl Default for Interval {
             ttft: new_histogram(),
             inter_token: new_histogram(),
             tpot: new_histogram(),
+            during_faults: DuringFaults::default(),
         }
     }
 }
@@ -115,6 +119,7 @@ impl Interval {
         let _ = self.ttft.add(&other.ttft);
         let _ = self.inter_token.add(&other.inter_token);
         let _ = self.tpot.add(&other.tpot);
+        self.during_faults.add(&other.during_faults);
     }
 
     /// Empties the interval in place, keeping its allocations.
@@ -125,6 +130,7 @@ impl Interval {
         self.dropped = 0;
         self.good = 0;
         self.output_tokens = 0;
+        self.during_faults.clear();
         for h in [
             &mut self.latency,
             &mut self.service_time,
@@ -142,6 +148,7 @@ impl Interval {
 #[derive(Debug)]
 pub struct Recorder {
     shards: Box<[Mutex<Interval>]>,
+    faults: FaultWindows,
 }
 
 impl Default for Recorder {
@@ -151,6 +158,7 @@ impl Default for Recorder {
             shards: (0..threads * 2)
                 .map(|_| Mutex::new(Interval::default()))
                 .collect(),
+            faults: FaultWindows::default(),
         }
     }
 }
@@ -163,7 +171,18 @@ thread_local! {
 
 impl Recorder {
     pub fn record(&self, outcome: &Outcome) {
-        self.with_shard(|interval| interval.record(outcome));
+        let active = self.faults.overlapping(outcome.latency);
+        let ended = outcome.failure.map_or(Ended::Ok, Ended::Failed);
+        self.with_shard(|interval| {
+            interval.record(outcome);
+            interval.during_faults.count(active, ended);
+        });
+    }
+
+    /// When the faults began and ended: every outcome is also counted against those in place
+    /// during its request's life.
+    pub fn faults(&self) -> &FaultWindows {
+        &self.faults
     }
 
     /// Counts a request the engine is about to send (or, in the open model, that is due).
@@ -173,7 +192,11 @@ impl Recorder {
 
     /// Counts a scheduled request that could not be started.
     pub fn record_dropped(&self) {
-        self.with_shard(|interval| interval.dropped += 1);
+        let active = self.faults.overlapping(Duration::ZERO);
+        self.with_shard(|interval| {
+            interval.dropped += 1;
+            interval.during_faults.count(active, Ended::Dropped);
+        });
     }
 
     fn with_shard(&self, f: impl FnOnce(&mut Interval)) {
