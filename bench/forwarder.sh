@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The forwarder against the nginx anchor (../shared/anchors/nginx-anchor.conf, run privately on
-# :18181 and :18180, its two servers as two nginx instances): nginx's static chat JSON is the backend; nginx's reverse proxy in front of
-# it is the proxy to beat. All forwarder features
-# are on (routing, breaker, retries, admission, gzip for clients that ask) except the cache.
+# :18181 and :18180, its two servers as two nginx instances): nginx's static chat JSON is the
+# backend; nginx's reverse proxy in front of it is the proxy to beat. All forwarder features are
+# on (routing, breaker, retries, admission, gzip for clients that ask) except the cache.
 #
 #   1. throughput: wrk -t2 -c64 POST, alternating nginx proxy / forwarder, A B A B, ratio of
 #      medians, and each proxy's own CPU per request (user + system, from /proc)
@@ -14,62 +14,23 @@
 # Needs: wrk and nginx-light (apt-get install -y wrk nginx-light); oha for part 2 (cargo install oha).
 # FORWARDER=path uses that binary instead of building target/release/forwarder; part 3 uses
 # LOADGEN (default target/release/loadgen) and is skipped without it.
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-anchors=${ANCHORS:-$root/../shared/anchors}
+source "$(dirname "$0")/lib.sh"
 rounds=${1:-3}; seconds=${2:-10}; rate=${3:-5000}
-out=$(mktemp -d /tmp/forwarder-bench.XXXXXX)
-
-need() { command -v "$1" >/dev/null || { echo "missing $1: $2" >&2; exit 2; }; }
 need wrk "apt-get install -y wrk"
 need nginx "apt-get install -y nginx-light"
 
 if [ -z "${FORWARDER:-}" ]; then
   (cd "$root" && cargo build --release -p forwarder --quiet)
-  FORWARDER=$root/target/release/forwarder
 fi
+FORWARDER=$forwarder
 
-# Private copies of the anchor on their own ports, so anchors other people started (they share
-# the ports through reuseport, and one pid file) neither serve our traffic nor get stopped by us.
-# The anchor's two servers run as two nginx instances: the static backend and the reverse proxy.
+# The anchor's two servers run as two private nginx instances (see anchor_part in lib.sh): the
+# static backend and the reverse proxy.
 # Each proxy then sits in front of a backend in another process (as the forwarder does), and the
 # CPU each proxy spends per request can be read from its own processes.
 backend_port=${BACKEND_PORT:-18181}; proxy_port=${PROXY_PORT:-18180}
-split_anchor() { # $1 = static|proxy: the anchor config with only that server block
-  python3 - "$anchors/nginx-anchor.conf" "$1" "$out" "$backend_port" "$proxy_port" <<'PY'
-import re, sys
-conf, keep, out, backend, proxy = sys.argv[1:6]
-text = open(conf).read().replace("daemon off;", "daemon on;")
-text = text.replace("18081", backend).replace("18080", proxy)
-text = text.replace("/tmp/nginx-anchor.pid", f"{out}/nginx-{keep}.pid")
-text = text.replace("/tmp/nginx-anchor-error.log", f"{out}/nginx-{keep}-error.log")
-# Drop the other `server { ... }` block (braces inside '...' strings do not count).
-def blocks(text):
-    at = 0
-    while (start := text.find("\n    server {", at)) >= 0:
-        depth, quoted, i = 0, False, start
-        while True:
-            c = text[i]
-            if c == "'":
-                quoted = not quoted
-            elif not quoted and c == "{":
-                depth += 1
-            elif not quoted and c == "}":
-                depth -= 1
-                if depth == 0:
-                    break
-            i += 1
-        yield start, i + 1
-        at = i + 1
-for start, end in reversed(list(blocks(text))):
-    if ("proxy_pass" in text[start:end]) == (keep == "static"):
-        text = text[:start] + text[end:]
-print(text)
-PY
-}
-split_anchor static > "$out/nginx-static.conf"
-split_anchor proxy > "$out/nginx-proxy.conf"
+anchor_part static "$backend_port" "$proxy_port" > "$out/nginx-static.conf"
+anchor_part proxy "$backend_port" "$proxy_port" > "$out/nginx-proxy.conf"
 cleanup() {
   [ -n "${FWD_PID:-}" ] && kill "$FWD_PID" 2>/dev/null || true
   for which in static proxy; do

@@ -37,3 +37,40 @@ wrk.headers["Content-Type"] = "application/json"
 LUA
   echo "$out/post.lua"
 }
+
+# The anchor config (../shared/anchors/nginx-anchor.conf) with only one of its two servers, as
+# its own nginx instance on private ports: `anchor_part static|proxy BACKEND_PORT PROXY_PORT`.
+# Private, so anchors other people started (they share ports through reuseport, and one pid
+# file) neither serve our traffic nor get stopped by us; its pid file is $out/nginx-<part>.pid.
+anchor_part() {
+  python3 - "$anchors/nginx-anchor.conf" "$1" "$out" "$2" "$3" <<'PY'
+import sys
+conf, keep, out, backend, proxy = sys.argv[1:6]
+text = open(conf).read().replace("daemon off;", "daemon on;")
+text = text.replace("18081", backend).replace("18080", proxy)
+text = text.replace("/tmp/nginx-anchor.pid", f"{out}/nginx-{keep}.pid")
+text = text.replace("/tmp/nginx-anchor-error.log", f"{out}/nginx-{keep}-error.log")
+# Drop the other `server { ... }` block (braces inside '...' strings do not count).
+def blocks(text):
+    at = 0
+    while (start := text.find("\n    server {", at)) >= 0:
+        depth, quoted, i = 0, False, start
+        while True:
+            c = text[i]
+            if c == "'":
+                quoted = not quoted
+            elif not quoted and c == "{":
+                depth += 1
+            elif not quoted and c == "}":
+                depth -= 1
+                if depth == 0:
+                    break
+            i += 1
+        yield start, i + 1
+        at = i + 1
+for start, end in reversed(list(blocks(text))):
+    if ("proxy_pass" in text[start:end]) == (keep == "static"):
+        text = text[:start] + text[end:]
+print(text)
+PY
+}
