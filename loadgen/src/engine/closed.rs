@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::request::Rendered;
 use super::workers::Workers;
 use super::{Drive, Lanes, Phase, aborted};
 use crate::scenario::distribution::DurationDist;
@@ -108,6 +109,7 @@ async fn user(
     } else {
         Duration::ZERO
     };
+    let mut request = Rendered::default();
     loop {
         // Parked while the ramp does not include this user.
         loop {
@@ -126,18 +128,13 @@ async fn user(
         if !pause.is_zero() && !think(pause, &mut phase).await {
             return;
         }
-        let request = drive.template.build(u64::from(id), &mut rng);
+        drive.template.render(u64::from(id), &mut rng, &mut request);
         drive.recorder.record_scheduled();
         let mut outcome = Outcome::default();
         let sent = Instant::now();
         let interrupted = {
-            let exchange = lane.exchange(
-                request,
-                drive.template.stream,
-                drive.timeout,
-                None,
-                &mut outcome,
-            );
+            let exchange =
+                lane.exchange(&drive.template, &request, drive.timeout, None, &mut outcome);
             tokio::select! {
                 _ = exchange => false,
                 _ = aborted(&mut phase) => true,
