@@ -110,6 +110,11 @@ async fn user(
         Duration::ZERO
     };
     let mut request = Rendered::default();
+    // One watcher for the whole life of the user, not one per request: registering a fresh
+    // waiter on the phase for every request is a cost at high request rates.
+    let mut abort_phase = drive.phase.subscribe();
+    let abort = aborted(&mut abort_phase);
+    tokio::pin!(abort);
     loop {
         // Parked while the ramp does not include this user.
         loop {
@@ -137,7 +142,7 @@ async fn user(
                 lane.exchange(&drive.template, &request, drive.timeout, None, &mut outcome);
             tokio::select! {
                 _ = exchange => false,
-                _ = aborted(&mut phase) => true,
+                _ = &mut abort => true,
             }
         };
         if interrupted {

@@ -8,8 +8,6 @@
 //! `{{stream}}`, `{{request_id}}`. A string that is exactly one placeholder (`"{{max_tokens}}"`)
 //! takes the variable's JSON type (a number, a boolean); inside longer strings it is text.
 
-use std::fmt::Write as _;
-
 use bytes::Bytes;
 use http::header::{
     ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue, TRANSFER_ENCODING,
@@ -224,17 +222,15 @@ impl RequestTemplate {
     /// A rendered request as a whole HTTP/1.1 message in `wire` (cleared first), written with
     /// one write by the caller.
     pub fn write_http1(&self, rendered: &Rendered, wire: &mut Vec<u8>) {
-        use std::io::Write as _;
+        let mut digits = itoa::Buffer::new();
         wire.clear();
         wire.extend_from_slice(&self.http1_head);
-        // Writing into a Vec cannot fail.
-        let _ = write!(
-            wire,
-            "{}: user-{}\r\ncontent-length: {}\r\n\r\n",
-            self.user_id_header,
-            rendered.user,
-            rendered.body.len()
-        );
+        wire.extend_from_slice(self.user_id_header.as_str().as_bytes());
+        wire.extend_from_slice(b": user-");
+        wire.extend_from_slice(digits.format(rendered.user).as_bytes());
+        wire.extend_from_slice(b"\r\ncontent-length: ");
+        wire.extend_from_slice(digits.format(rendered.body.len()).as_bytes());
+        wire.extend_from_slice(b"\r\n\r\n");
         wire.extend_from_slice(rendered.body.as_bytes());
     }
 
@@ -289,8 +285,7 @@ impl RequestTemplate {
 
 /// Appends a number's digits without a temporary string (this runs for every request).
 fn push_number(out: &mut String, n: u64) {
-    // Writing into a String cannot fail.
-    let _ = write!(out, "{n}");
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// `text` escaped for the inside of a JSON string (done once per template, not per request).

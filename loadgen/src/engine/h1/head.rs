@@ -1,6 +1,8 @@
 //! A response head, parsed with httparse: its status, how its body is framed, and whether the
 //! connection can carry another request after it (RFC 9112 sections 6.3 and 9.3).
 
+use std::mem::MaybeUninit;
+
 /// More header fields than this is a broken answer (hyper's default limit too).
 const MAX_HEADERS: usize = 100;
 
@@ -46,9 +48,15 @@ pub enum BadHead {
 /// Parses the head at the start of `bytes`: `None` while it is incomplete, else the head and
 /// the number of bytes it took.
 pub fn parse(bytes: &[u8]) -> Result<Option<(Head, usize)>, BadHead> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut fields);
-    let httparse::Status::Complete(length) = response.parse(bytes)? else {
+    // Uninitialised: zeroing room for 100 fields costs more than parsing the few that come.
+    let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        bytes,
+        &mut fields,
+    )?;
+    let httparse::Status::Complete(length) = parsed else {
         return Ok(None);
     };
     let status = response.code.unwrap_or_default();
