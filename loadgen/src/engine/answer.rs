@@ -2,6 +2,9 @@
 //! hyper's h2): an error status is drained, an SSE stream is timed token by token with the time
 //! of the read that brought each piece, a whole JSON answer is searched for its token count.
 
+use std::sync::LazyLock;
+
+use memchr::memmem;
 use tokio::time::Instant;
 
 use super::sse::{Event, SseReader};
@@ -143,7 +146,9 @@ impl<'a> Answer<'a> {
 /// runs once per request on the hot path, and answers can be large.
 fn completion_tokens(body: &[u8]) -> Option<u64> {
     const KEY: &[u8] = b"\"completion_tokens\"";
-    let at = body.windows(KEY.len()).rposition(|w| w == KEY)? + KEY.len();
+    static FINDER: LazyLock<memmem::FinderRev<'static>> =
+        LazyLock::new(|| memmem::FinderRev::new(KEY));
+    let at = FINDER.rfind(body)? + KEY.len();
     let rest = &body[at..];
     let start = rest
         .iter()

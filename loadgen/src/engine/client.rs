@@ -229,9 +229,9 @@ impl Lane {
                     template.write_http1(request, wire);
                     if !connection.as_mut().is_some_and(Connection::usable) {
                         *connection = Some(endpoint.connect_http1().await?);
+                        sent = Instant::now();
                     }
                     let own = connection.as_mut().expect("connected just above");
-                    sent = Instant::now();
                     let result = own.exchange(wire, streaming, sent, outcome, scratch).await;
                     if !reusable(&result) {
                         *connection = None;
