@@ -110,6 +110,8 @@ async fn user(
         Duration::ZERO
     };
     let mut request = Rendered::default();
+    // Kept from request to request so a stream's token gaps do not allocate anew each time.
+    let mut outcome = Outcome::default();
     // One watcher for the whole life of the user, not one per request: registering a fresh
     // waiter on the phase for every request is a cost at high request rates.
     let mut abort_phase = drive.phase.subscribe();
@@ -135,7 +137,7 @@ async fn user(
         }
         drive.template.render(u64::from(id), &mut rng, &mut request);
         drive.recorder.record_scheduled();
-        let mut outcome = Outcome::default();
+        outcome.reset();
         let sent = Instant::now();
         let interrupted = {
             let exchange =
@@ -146,7 +148,9 @@ async fn user(
             }
         };
         if interrupted {
-            outcome = Outcome::failed(ErrorClass::Interrupted, sent.elapsed());
+            outcome.reset();
+            outcome.failure = Some(ErrorClass::Interrupted);
+            outcome.latency = sent.elapsed();
         }
         outcome.met_slo = drive.slo.met(&outcome);
         drive.recorder.record(&outcome);
