@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::request::Rendered;
 use super::workers::Workers;
 use super::{Drive, Lanes, Phase, aborted};
 use crate::scenario::distribution::DurationDist;
@@ -108,6 +109,14 @@ async fn user(
     } else {
         Duration::ZERO
     };
+    let mut request = Rendered::default();
+    // Kept from request to request so a stream's token gaps do not allocate anew each time.
+    let mut outcome = Outcome::default();
+    // One watcher for the whole life of the user, not one per request: registering a fresh
+    // waiter on the phase for every request is a cost at high request rates.
+    let mut abort_phase = drive.phase.subscribe();
+    let abort = aborted(&mut abort_phase);
+    tokio::pin!(abort);
     loop {
         // Parked while the ramp does not include this user.
         loop {
@@ -126,25 +135,22 @@ async fn user(
         if !pause.is_zero() && !think(pause, &mut phase).await {
             return;
         }
-        let request = drive.template.build(u64::from(id), &mut rng);
+        drive.template.render(u64::from(id), &mut rng, &mut request);
         drive.recorder.record_scheduled();
-        let mut outcome = Outcome::default();
+        outcome.reset();
         let sent = Instant::now();
         let interrupted = {
-            let exchange = lane.exchange(
-                request,
-                drive.template.stream,
-                drive.timeout,
-                None,
-                &mut outcome,
-            );
+            let exchange =
+                lane.exchange(&drive.template, &request, drive.timeout, None, &mut outcome);
             tokio::select! {
                 _ = exchange => false,
-                _ = aborted(&mut phase) => true,
+                _ = &mut abort => true,
             }
         };
         if interrupted {
-            outcome = Outcome::failed(ErrorClass::Interrupted, sent.elapsed());
+            outcome.reset();
+            outcome.failure = Some(ErrorClass::Interrupted);
+            outcome.latency = sent.elapsed();
         }
         outcome.met_slo = drive.slo.met(&outcome);
         drive.recorder.record(&outcome);

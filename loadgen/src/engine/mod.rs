@@ -9,8 +9,10 @@
 //! When the stages end the run drains: nothing new is sent, in-flight requests may finish within
 //! the graceful stop, and any still open then are counted `interrupted`. Nothing is lost.
 
+mod answer;
 pub mod client;
 mod closed;
+mod h1;
 mod open;
 pub mod request;
 pub mod slo;
@@ -103,15 +105,9 @@ impl Lanes {
 
     fn lane(&self, index: u64) -> Lane {
         match self {
-            Lanes::PerWorker(endpoint) => Lane::Own {
-                endpoint: endpoint.clone(),
-                connection: None,
-            },
-            Lanes::Pooled(pool) => Lane::Pooled(pool.clone()),
-            Lanes::Http2(pool) => Lane::Http2 {
-                pool: pool.clone(),
-                slot: index as usize,
-            },
+            Lanes::PerWorker(endpoint) => Lane::own(endpoint.clone()),
+            Lanes::Pooled(pool) => Lane::pooled(pool.clone()),
+            Lanes::Http2(pool) => Lane::http2(pool.clone(), index as usize),
         }
     }
 }

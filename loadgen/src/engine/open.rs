@@ -13,6 +13,7 @@ use rand_distr::{Distribution as _, Exp1};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
+use super::request::Rendered;
 use super::workers::Workers;
 use super::{Drive, Lanes, Phase, aborted};
 use crate::scenario::schema::Arrivals;
@@ -77,7 +78,8 @@ pub async fn run(drive: Drive, arrivals: Arrivals, max_inflight: u32) {
             continue;
         }
         inflight.count.fetch_add(1, Ordering::AcqRel);
-        let request = drive.template.build(index, &mut rng);
+        let mut request = Rendered::default();
+        drive.template.render(index, &mut rng, &mut request);
         let lane = lanes.lane(index);
         index += 1;
         let task = send(drive.clone(), inflight.clone(), lane, request, due);
@@ -105,15 +107,15 @@ async fn send(
     drive: Arc<Drive>,
     inflight: Arc<InFlight>,
     mut lane: super::client::Lane,
-    request: http::Request<http_body_util::Full<bytes::Bytes>>,
+    request: Rendered,
     due: Instant,
 ) {
     let mut phase: watch::Receiver<Phase> = drive.phase.subscribe();
     let mut outcome = Outcome::default();
     let interrupted = {
         let exchange = lane.exchange(
-            request,
-            drive.template.stream,
+            &drive.template,
+            &request,
             drive.timeout,
             Some(due),
             &mut outcome,

@@ -1,13 +1,17 @@
 //! Building each request from the scenario's `request:` section: a JSON body template with
 //! `{{variables}}`, compiled once into literal pieces and slots so building a body is a few
-//! string appends, not a JSON tree walk.
+//! string appends, not a JSON tree walk. A worker renders each request into buffers it reuses;
+//! the HTTP/1.1 lanes then serialise it next to a head prepared once, the h2 lane makes it an
+//! `http::Request`.
 //!
 //! Variables: `{{user_id}}` (`user-<n>`), `{{prompt}}`, `{{model}}`, `{{max_tokens}}`,
 //! `{{stream}}`, `{{request_id}}`. A string that is exactly one placeholder (`"{{max_tokens}}"`)
 //! takes the variable's JSON type (a number, a boolean); inside longer strings it is text.
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
+use http::header::{
+    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue, TRANSFER_ENCODING,
+};
 use http::{HeaderMap, Method, Request, Uri};
 use http_body_util::Full;
 use rand::Rng;
@@ -73,13 +77,26 @@ struct Values<'a> {
 pub struct RequestTemplate {
     uri: Uri,
     headers: HeaderMap,
+    /// The HTTP/1.1 request line and fixed headers, serialised once (`POST /path HTTP/1.1`, Host,
+    /// content type, the scenario's headers); per request only the user id header, the length
+    /// and the body follow.
+    http1_head: Vec<u8>,
     user_id_header: HeaderName,
+    /// The model name and the prompts, already escaped for the inside of a JSON string.
     model: String,
     pub stream: bool,
     max_tokens: Option<u32>,
     prompts: Vec<String>,
     user_ids: Option<NumberDist>,
     body: Vec<Piece>,
+}
+
+/// One request's variable parts (the user and the body), rendered into buffers a worker keeps
+/// from request to request.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    user: u64,
+    body: String,
 }
 
 /// A request section that cannot produce valid requests.
@@ -150,19 +167,21 @@ impl RequestTemplate {
                 )
             })?;
         let prompts = if spec.prompts.is_empty() {
-            DEFAULT_PROMPTS.iter().map(|p| p.to_string()).collect()
+            DEFAULT_PROMPTS.iter().map(|p| escaped(p)).collect()
         } else {
-            spec.prompts.clone()
+            spec.prompts.iter().map(|p| escaped(p)).collect()
         };
         let body = match &spec.body {
             Some(template) => compile(&serde_json::to_string(template).unwrap_or_default())?,
             None => compile(&default_body(spec.stream, spec.max_tokens.is_some()))?,
         };
+        let http1_head = http1_head(&uri, &headers, &user_id_header);
         Ok(RequestTemplate {
             uri,
             headers,
+            http1_head,
             user_id_header,
-            model: spec.model.clone(),
+            model: escaped(&spec.model),
             stream: spec.stream,
             max_tokens: spec.max_tokens,
             prompts,
@@ -171,9 +190,10 @@ impl RequestTemplate {
         })
     }
 
-    /// One request; `sequence` is the virtual user (closed model) or the arrival number (open),
-    /// which is also the user id unless the scenario draws user ids from a distribution.
-    pub fn build<R: Rng>(&self, sequence: u64, rng: &mut R) -> Request<Full<Bytes>> {
+    /// Renders one request into `out`; `sequence` is the virtual user (closed model) or the
+    /// arrival number (open), which is also the user id unless the scenario draws user ids from
+    /// a distribution.
+    pub fn render<R: Rng>(&self, sequence: u64, rng: &mut R, out: &mut Rendered) {
         let user = match &self.user_ids {
             Some(dist) => dist.sample(rng).round() as u64,
             None => sequence,
@@ -188,19 +208,39 @@ impl RequestTemplate {
             prompt,
             request: sequence,
         };
-        let mut body = String::with_capacity(256);
+        out.user = user;
+        out.body.clear();
         for piece in &self.body {
             match piece {
-                Piece::Literal(text) => body.push_str(text),
-                Piece::Value(var) => self.push_value(&mut body, *var, &values),
-                Piece::Text(var) => self.push_text(&mut body, *var, &values),
+                Piece::Literal(text) => out.body.push_str(text),
+                Piece::Value(var) => self.push_value(&mut out.body, *var, &values),
+                Piece::Text(var) => self.push_text(&mut out.body, *var, &values),
             }
         }
-        let mut request = Request::new(Full::new(Bytes::from(body)));
+    }
+
+    /// A rendered request as a whole HTTP/1.1 message in `wire` (cleared first), written with
+    /// one write by the caller.
+    pub fn write_http1(&self, rendered: &Rendered, wire: &mut Vec<u8>) {
+        let mut digits = itoa::Buffer::new();
+        wire.clear();
+        wire.extend_from_slice(&self.http1_head);
+        wire.extend_from_slice(self.user_id_header.as_str().as_bytes());
+        wire.extend_from_slice(b": user-");
+        wire.extend_from_slice(digits.format(rendered.user).as_bytes());
+        wire.extend_from_slice(b"\r\ncontent-length: ");
+        wire.extend_from_slice(digits.format(rendered.body.len()).as_bytes());
+        wire.extend_from_slice(b"\r\n\r\n");
+        wire.extend_from_slice(rendered.body.as_bytes());
+    }
+
+    /// A rendered request as an `http::Request` (the h2 lane).
+    pub fn to_request(&self, rendered: &Rendered) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(Bytes::copy_from_slice(rendered.body.as_bytes())));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.uri.clone();
         *request.headers_mut() = self.headers.clone();
-        if let Ok(value) = HeaderValue::from_str(&format!("user-{user}")) {
+        if let Ok(value) = HeaderValue::from_str(&format!("user-{}", rendered.user)) {
             request
                 .headers_mut()
                 .insert(self.user_id_header.clone(), value);
@@ -211,11 +251,11 @@ impl RequestTemplate {
     fn push_value(&self, out: &mut String, var: Var, v: &Values) {
         match var {
             Var::MaxTokens => match self.max_tokens {
-                Some(n) => out.push_str(&n.to_string()),
+                Some(n) => push_number(out, n.into()),
                 None => out.push_str("null"),
             },
             Var::Stream => out.push_str(if self.stream { "true" } else { "false" }),
-            Var::RequestId => out.push_str(&v.request.to_string()),
+            Var::RequestId => push_number(out, v.request),
             _ => {
                 out.push('"');
                 self.push_text(out, var, v);
@@ -228,23 +268,50 @@ impl RequestTemplate {
         match var {
             Var::UserId => {
                 out.push_str("user-");
-                out.push_str(&v.user.to_string());
+                push_number(out, v.user);
             }
-            Var::Prompt => push_escaped(out, v.prompt),
-            Var::Model => push_escaped(out, &self.model),
+            Var::Prompt => out.push_str(v.prompt),
+            Var::Model => out.push_str(&self.model),
             Var::MaxTokens => {
-                out.push_str(&self.max_tokens.map_or_else(String::new, |n| n.to_string()))
+                if let Some(n) = self.max_tokens {
+                    push_number(out, n.into());
+                }
             }
             Var::Stream => out.push_str(if self.stream { "true" } else { "false" }),
-            Var::RequestId => out.push_str(&v.request.to_string()),
+            Var::RequestId => push_number(out, v.request),
         }
     }
 }
 
-/// Appends `text` escaped for the inside of a JSON string.
-fn push_escaped(out: &mut String, text: &str) {
+/// Appends a number's digits without a temporary string (this runs for every request).
+fn push_number(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+/// `text` escaped for the inside of a JSON string (done once per template, not per request).
+fn escaped(text: &str) -> String {
     let quoted = serde_json::to_string(text).unwrap_or_default();
-    out.push_str(&quoted[1..quoted.len() - 1]);
+    quoted[1..quoted.len() - 1].to_owned()
+}
+
+/// The request line and the fixed headers of every HTTP/1.1 request. The user id header comes
+/// per request, and the body's framing is loadgen's own (a `content-length` for the body it
+/// wrote), so a scenario's framing headers are left out.
+fn http1_head(uri: &Uri, headers: &HeaderMap, user_id_header: &HeaderName) -> Vec<u8> {
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"POST ");
+    head.extend_from_slice(uri.to_string().as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        if [CONTENT_LENGTH, TRANSFER_ENCODING].contains(name) || name == user_id_header {
+            continue;
+        }
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head
 }
 
 /// The OpenAI chat body loadgen sends when the scenario gives no template.
@@ -301,7 +368,6 @@ fn compile(json: &str) -> Result<Vec<Piece>, BadRequestSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::BodyExt;
     use rand::SeedableRng;
     use rand::rngs::SmallRng;
 
@@ -311,12 +377,53 @@ mod tests {
 
     fn body_of(template: &RequestTemplate, sequence: u64) -> serde_json::Value {
         let mut rng = SmallRng::seed_from_u64(1);
-        let request = template.build(sequence, &mut rng);
-        let bytes = futures_util::FutureExt::now_or_never(request.into_body().collect())
-            .unwrap()
-            .unwrap()
-            .to_bytes();
-        serde_json::from_slice(&bytes).expect("the body is valid JSON")
+        let mut rendered = Rendered::default();
+        template.render(sequence, &mut rng, &mut rendered);
+        serde_json::from_str(&rendered.body).expect("the body is valid JSON")
+    }
+
+    #[test]
+    fn an_http1_request_is_one_whole_message_with_the_scenario_headers() {
+        let t = RequestTemplate::new(
+            &spec("path: /v1/chat\nheaders: { authorization: Bearer k, content-length: \"1\" }"),
+            &"http://h:1".parse().unwrap(),
+            Protocol::Http1,
+        )
+        .unwrap();
+        let mut rendered = Rendered::default();
+        let mut wire = Vec::new();
+        for sequence in [7, 12345] {
+            t.render(sequence, &mut SmallRng::seed_from_u64(1), &mut rendered);
+            t.write_http1(&rendered, &mut wire);
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut request = httparse::Request::new(&mut headers);
+            let httparse::Status::Complete(head) = request.parse(&wire).unwrap() else {
+                panic!("a partial head: {:?}", String::from_utf8_lossy(&wire));
+            };
+            assert_eq!(
+                (request.method, request.path),
+                (Some("POST"), Some("/v1/chat"))
+            );
+            let header = |name: &str| {
+                let values: Vec<_> = request
+                    .headers
+                    .iter()
+                    .filter(|h| h.name.eq_ignore_ascii_case(name))
+                    .map(|h| std::str::from_utf8(h.value).unwrap())
+                    .collect();
+                values.join(",")
+            };
+            assert_eq!(header("host"), "h:1");
+            assert_eq!(header("authorization"), "Bearer k");
+            assert_eq!(header("x-user-id"), format!("user-{sequence}"));
+            let body = &wire[head..];
+            assert_eq!(
+                header("content-length"),
+                body.len().to_string(),
+                "ours only"
+            );
+            assert_eq!(body, rendered.body.as_bytes());
+        }
     }
 
     #[test]
@@ -357,8 +464,10 @@ mod tests {
         )
         .unwrap();
         let mut rng = SmallRng::seed_from_u64(9);
+        let mut rendered = Rendered::default();
         for _ in 0..50 {
-            let r = t.build(1000, &mut rng);
+            t.render(1000, &mut rng, &mut rendered);
+            let r = t.to_request(&rendered);
             let id = r.headers()["x-user-id"].to_str().unwrap().to_owned();
             let n: u64 = id.trim_start_matches("user-").parse().unwrap();
             assert!((1..=5).contains(&n), "{id}");

@@ -27,6 +27,13 @@ pub struct SseReader {
 }
 
 impl SseReader {
+    /// Forgets any partial line or event, keeping the buffers for the next stream.
+    pub fn reset(&mut self) {
+        self.line.clear();
+        self.data.clear();
+        self.has_data = false;
+    }
+
     /// Consumes a chunk of the body, calling `on_event` for each event it completes.
     pub fn feed(&mut self, mut bytes: &[u8], mut on_event: impl FnMut(Event)) {
         while let Some(newline) = bytes.iter().position(|&b| b == b'\n') {

@@ -92,6 +92,16 @@ impl Outcome {
         }
     }
 
+    /// Back to a fresh outcome, keeping the token-gap buffer's room.
+    pub fn reset(&mut self) {
+        let mut gaps = std::mem::take(&mut self.inter_token_us);
+        gaps.clear();
+        *self = Outcome {
+            inter_token_us: gaps,
+            ..Outcome::default()
+        };
+    }
+
     /// Time per output token after the first: (E2E - TTFT) / (tokens - 1), the vLLM definition.
     pub fn time_per_output_token(&self, e2e: Duration) -> Option<Duration> {
         let ttft = self.ttft?;
@@ -104,6 +114,19 @@ impl Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reset_outcome_is_fresh_but_keeps_its_gap_buffer() {
+        let mut o = Outcome::failed(ErrorClass::Timeout, Duration::from_secs(1));
+        o.inter_token_us.extend([1, 2, 3]);
+        let room = o.inter_token_us.capacity();
+        o.reset();
+        assert_eq!(
+            (o.failure, o.latency, o.inter_token_us.len()),
+            (None, Duration::ZERO, 0)
+        );
+        assert_eq!(o.inter_token_us.capacity(), room);
+    }
 
     #[test]
     fn tpot_follows_the_vllm_definition() {
