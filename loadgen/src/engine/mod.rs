@@ -12,7 +12,8 @@
 mod answer;
 pub mod client;
 mod closed;
-mod h1;
+/// Also decodes the stack's readiness and metrics answers ([`crate::stack`]).
+pub(crate) mod h1;
 mod open;
 pub mod request;
 pub mod slo;

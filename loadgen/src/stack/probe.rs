@@ -7,6 +7,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::engine::h1::{BodyDecoder, head};
+
 /// Largest answer read (a forwarder's /metrics is a few kilobytes).
 const MAX_ANSWER: u64 = 4 << 20;
 
@@ -28,40 +30,15 @@ pub async fn get(
     .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time"))?
 }
 
+/// The status and body of a whole answer, read with the load engine's own HTTP/1.1 decoding.
 fn parse(answer: &[u8]) -> std::io::Result<(u16, String)> {
     let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP answer");
-    let text = String::from_utf8_lossy(answer);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(bad)?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(bad)?;
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Ok((status, body))
-}
-
-/// Undoes chunked transfer coding (enough for text bodies).
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size_line, rest)) = body.split_once("\r\n") {
-        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
-            .unwrap_or(0);
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].strip_prefix("\r\n").unwrap_or(&rest[size..]);
-    }
-    out
+    let (head, head_len) = head::parse(answer).map_err(|_| bad())?.ok_or_else(bad)?;
+    let mut body = Vec::new();
+    BodyDecoder::new(head.framing)
+        .decode(&answer[head_len..], |piece| body.extend_from_slice(piece))
+        .map_err(|_| bad())?;
+    Ok((head.status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 #[cfg(test)]

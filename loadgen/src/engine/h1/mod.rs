@@ -6,7 +6,7 @@
 //! is what a client's time goes to, and every cycle saved goes to the server under test.
 
 mod body;
-mod head;
+pub mod head;
 
 use bytes::{Buf, BytesMut};
 use futures_util::FutureExt;
@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::answer::{Answer, Scratch};
 use super::tls::Stream;
 use crate::stats::{ErrorClass, Outcome};
-use body::BodyDecoder;
+pub use body::BodyDecoder;
 
 /// Room made for each read.
 const READ_SIZE: usize = 8 * 1024;
