@@ -161,15 +161,10 @@ fn resolve_one(
 
     // Parameters of one kind given to another are mistakes worth naming.
     // Network kinds a roll can miss (every one but `down`).
-    const ROLLED: [&str; 7] = [
-        "latency",
-        "bandwidth",
-        "slicer",
-        "limit_data",
-        "slow_close",
-        "reset_peer",
-        "timeout",
-    ];
+    let rolled: Vec<&str> = NETWORK_KINDS
+        .into_iter()
+        .filter(|kind| *kind != "down")
+        .collect();
     let given: [(&str, Option<Location>, &[&str]); 14] = [
         (
             "restart",
@@ -228,7 +223,7 @@ fn resolve_one(
             spec.direction.as_ref().map(|s| s.referenced),
             &["latency", "bandwidth", "slicer", "limit_data", "slow_close"],
         ),
-        ("per", spec.per.as_ref().map(|s| s.referenced), &ROLLED),
+        ("per", spec.per.as_ref().map(|s| s.referenced), &rolled),
         (
             "after_tokens",
             spec.after_tokens.as_ref().map(|s| s.referenced),
