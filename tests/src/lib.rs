@@ -260,20 +260,28 @@ pub struct Server {
     pub addr: std::net::SocketAddr,
 }
 
+/// Spawns `command` with stdout piped and returns it with its stdout lines up to the first that
+/// starts with `until` (its startup announcement). Stdout keeps being drained afterwards, so the
+/// child never blocks on a full pipe.
+fn spawn_announcing(command: &mut Command, until: &str) -> (Child, Vec<String>) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn server");
+    let mut lines = lines_of(child.stdout.take().expect("stdout"));
+    let seen = read_until(&mut lines, Duration::from_secs(30), |l| {
+        l.starts_with(until)
+    });
+    std::thread::spawn(move || for _ in lines {});
+    (child, seen)
+}
+
 impl Server {
     /// Starts `binary args`, waiting for its `listening on http://ADDR` line.
     pub fn start(binary: &Path, args: &[&str]) -> Server {
-        let mut child = Command::new(binary)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn server");
-        let mut lines = lines_of(child.stdout.take().expect("stdout"));
-        let first = read_until(&mut lines, Duration::from_secs(30), |l| {
-            l.starts_with("listening on")
-        });
+        let (child, first) = spawn_announcing(Command::new(binary).args(args), "listening on");
         let addr = first
             .last()
             .and_then(|l| {
@@ -283,8 +291,6 @@ impl Server {
             })
             .and_then(|a| a.parse().ok())
             .expect("listening address");
-        // Keep draining so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
         Server { child, addr }
     }
 
@@ -427,17 +433,14 @@ pub struct ChaosProxy {
 
 impl ChaosProxy {
     pub fn start(upstream: std::net::SocketAddr) -> ChaosProxy {
-        let mut child = Command::new(binary("loadgen"))
-            .args(["chaos-proxy", "--upstream", &upstream.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn chaos-proxy");
-        let mut lines = lines_of(child.stdout.take().expect("stdout"));
-        let seen = read_until(&mut lines, Duration::from_secs(30), |l| {
-            l.starts_with("control on")
-        });
+        let (child, seen) = spawn_announcing(
+            Command::new(binary("loadgen")).args([
+                "chaos-proxy",
+                "--upstream",
+                &upstream.to_string(),
+            ]),
+            "control on",
+        );
         let addr_of = |prefix: &str| -> std::net::SocketAddr {
             seen.iter()
                 .find_map(|l| l.strip_prefix(prefix))
