@@ -6,7 +6,9 @@
 //! process's 20,000 open files). Both HTTP/1.1 strategies use the lean client of [`super::h1`],
 //! driven in the sending task; h2 uses hyper, its connections driven by tasks of their own.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::answer::{Answer, Scratch};
 use super::h1::Connection;
@@ -170,6 +172,7 @@ pub struct Lane {
     /// The HTTP/1.1 request being sent, serialised.
     wire: Vec<u8>,
     scratch: Scratch,
+    deadline: Deadline,
 }
 
 impl Lane {
@@ -178,6 +181,7 @@ impl Lane {
             route,
             wire: Vec::new(),
             scratch: Scratch::default(),
+            deadline: Deadline::default(),
         }
     }
 
@@ -199,19 +203,19 @@ impl Lane {
         Lane::new(Route::Http2 { pool, slot })
     }
 
-    /// Sends `request` (built from `template`) and reads the whole answer. `due` is when the
-    /// request should have gone out (open model); response time counts from it, service time
-    /// from the actual send. Everything, waiting for a connection included, is bounded by
-    /// `timeout`.
+    /// Sends `request` (built from `template`) and reads the whole answer; `start` is now (the
+    /// caller has read the clock already). `due` is when the request should have gone out (open
+    /// model); response time counts from it, service time from the actual send. Everything,
+    /// waiting for a connection included, is bounded by `timeout`.
     pub async fn exchange(
         &mut self,
         template: &RequestTemplate,
         request: &Rendered,
         timeout: Duration,
+        start: Instant,
         due: Option<Instant>,
         outcome: &mut Outcome,
     ) {
-        let start = Instant::now();
         let due_at = due.unwrap_or(start);
         let mut sent = start;
         let streaming = template.stream;
@@ -219,51 +223,53 @@ impl Lane {
             route,
             wire,
             scratch,
+            deadline,
         } = self;
-        let result = tokio::time::timeout_at(due_at.max(start) + timeout, async {
-            match route {
-                Route::Own {
-                    endpoint,
-                    connection,
-                } => {
-                    template.write_http1(request, wire);
-                    if !connection.as_mut().is_some_and(Connection::usable) {
-                        *connection = Some(endpoint.connect_http1().await?);
+        let result = deadline
+            .bound(due_at.max(start) + timeout, async {
+                match route {
+                    Route::Own {
+                        endpoint,
+                        connection,
+                    } => {
+                        template.write_http1(request, wire);
+                        if !connection.as_mut().is_some_and(Connection::usable) {
+                            *connection = Some(endpoint.connect_http1().await?);
+                            sent = Instant::now();
+                        }
+                        let own = connection.as_mut().expect("connected just above");
+                        let result = own.exchange(wire, streaming, sent, outcome, scratch).await;
+                        if !reusable(&result) {
+                            *connection = None;
+                        }
+                        result
+                    }
+                    Route::Pooled(pool) => {
+                        template.write_http1(request, wire);
+                        let (mut connection, _permit) = pool.checkout().await?;
                         sent = Instant::now();
+                        let result = connection
+                            .exchange(wire, streaming, sent, outcome, scratch)
+                            .await;
+                        if reusable(&result) {
+                            pool.checkin(connection);
+                        }
+                        result
                     }
-                    let own = connection.as_mut().expect("connected just above");
-                    let result = own.exchange(wire, streaming, sent, outcome, scratch).await;
-                    if !reusable(&result) {
-                        *connection = None;
+                    Route::Http2 { pool, slot } => {
+                        let mut sender = pool.sender(*slot).await?;
+                        sent = Instant::now();
+                        let response = sender
+                            .send_request(template.to_request(request))
+                            .await
+                            .map_err(|_| ErrorClass::Reset)?;
+                        let status = response.status().as_u16();
+                        let answer = Answer::new(status, streaming, sent, outcome, scratch);
+                        read_body(response.into_body(), answer).await
                     }
-                    result
                 }
-                Route::Pooled(pool) => {
-                    template.write_http1(request, wire);
-                    let (mut connection, _permit) = pool.checkout().await?;
-                    sent = Instant::now();
-                    let result = connection
-                        .exchange(wire, streaming, sent, outcome, scratch)
-                        .await;
-                    if reusable(&result) {
-                        pool.checkin(connection);
-                    }
-                    result
-                }
-                Route::Http2 { pool, slot } => {
-                    let mut sender = pool.sender(*slot).await?;
-                    sent = Instant::now();
-                    let response = sender
-                        .send_request(template.to_request(request))
-                        .await
-                        .map_err(|_| ErrorClass::Reset)?;
-                    let status = response.status().as_u16();
-                    let answer = Answer::new(status, streaming, sent, outcome, scratch);
-                    read_body(response.into_body(), answer).await
-                }
-            }
-        })
-        .await;
+            })
+            .await;
         let end = Instant::now();
         outcome.latency = end - due_at;
         if due.is_some() {
@@ -272,7 +278,7 @@ impl Lane {
         outcome.failure = match result {
             Ok(Ok(())) => None,
             Ok(Err(class)) => Some(class),
-            Err(_elapsed) => {
+            Err(TimedOut) => {
                 // The answer was abandoned mid-way: the connection's state is unknown.
                 if let Route::Own { connection, .. } = &mut self.route {
                     *connection = None;
@@ -280,6 +286,55 @@ impl Lane {
                 Some(ErrorClass::Timeout)
             }
         };
+    }
+}
+
+/// The time limit of a lane's exchanges, kept in one timer for the lane's whole life.
+///
+/// Deadlines only move forward, so the timer is left set to an earlier one and, when it fires
+/// before the current deadline, set again then: at a timeout of seconds and requests of
+/// microseconds the timer wheel is touched about once per timeout, not once per request (a
+/// fresh `timeout_at` would insert and remove an entry each time).
+#[derive(Default)]
+struct Deadline {
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+/// The exchange ran past its deadline.
+struct TimedOut;
+
+impl Deadline {
+    /// Runs `work` to its end, or until `deadline`.
+    async fn bound<T>(
+        &mut self,
+        deadline: Instant,
+        work: impl Future<Output = T>,
+    ) -> Result<T, TimedOut> {
+        let timer = match &mut self.timer {
+            Some(timer) => {
+                // A timer set past this deadline would fire too late: set it now.
+                if timer.is_elapsed() || timer.deadline() > deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                timer
+            }
+            None => self
+                .timer
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                biased;
+                done = &mut work => return Ok(done),
+                () = timer.as_mut() => {
+                    if Instant::now() >= deadline {
+                        return Err(TimedOut);
+                    }
+                    timer.as_mut().reset(deadline);
+                }
+            }
+        }
     }
 }
 
@@ -305,4 +360,43 @@ async fn read_body(mut body: Incoming, mut answer: Answer<'_>) -> Result<(), Err
         }
     }
     answer.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lane keeps one timer set to an older deadline; each exchange must still end at its
+    /// own deadline, whether that is later (the timer fires early and is set again) or sooner.
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_timer_ends_each_exchange_at_its_own_deadline() {
+        let mut deadline = Deadline::default();
+        let second = Duration::from_secs(1);
+        let first = Instant::now();
+        assert!(deadline.bound(first + second, async {}).await.is_ok());
+
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let later = Instant::now();
+        let hung = deadline.bound(later + second, std::future::pending::<()>());
+        assert!(hung.await.is_err());
+        assert_eq!(Instant::now(), later + second, "not at the older deadline");
+
+        let quick = deadline.bound(Instant::now() + second, tokio::time::sleep(second / 2));
+        assert!(quick.await.is_ok(), "work done in time is not cut");
+
+        assert!(
+            deadline
+                .bound(Instant::now() + 10 * second, async {})
+                .await
+                .is_ok()
+        );
+        let sooner = Instant::now();
+        let hung = deadline.bound(sooner + second, std::future::pending::<()>());
+        assert!(hung.await.is_err());
+        assert_eq!(
+            Instant::now(),
+            sooner + second,
+            "a sooner deadline is kept too"
+        );
+    }
 }

@@ -12,9 +12,9 @@ use tokio::time::Instant;
 
 use super::request::Rendered;
 use super::workers::Workers;
-use super::{Drive, Lanes, Phase, aborted};
+use super::{Drive, Lanes, Phase};
 use crate::scenario::distribution::DurationDist;
-use crate::stats::{ErrorClass, Outcome};
+use crate::stats::{ErrorClass, Outcome, Recorder};
 
 /// How often the controller re-reads the ramp; small enough that ramps look smooth.
 const CONTROL_TICK: Duration = Duration::from_millis(50);
@@ -84,6 +84,8 @@ pub async fn run(drive: Drive, think_time: DurationDist, stagger: bool) {
     .await;
     if drained.is_err() {
         phase.send_replace(Phase::Aborted);
+        // Each user still waiting on an answer counts it `interrupted` as it is dropped.
+        workers.abort_all();
         while workers.join_next().await.is_some() {}
     }
     // Stopping the worker threads joins them: not on an async thread.
@@ -112,11 +114,6 @@ async fn user(
     let mut request = Rendered::default();
     // Kept from request to request so a stream's token gaps do not allocate anew each time.
     let mut outcome = Outcome::default();
-    // One watcher for the whole life of the user, not one per request: registering a fresh
-    // waiter on the phase for every request is a cost at high request rates.
-    let mut abort_phase = drive.phase.subscribe();
-    let abort = aborted(&mut abort_phase);
-    tokio::pin!(abort);
     loop {
         // Parked while the ramp does not include this user.
         loop {
@@ -139,22 +136,45 @@ async fn user(
         drive.recorder.record_scheduled();
         outcome.reset();
         let sent = Instant::now();
-        let interrupted = {
-            let exchange =
-                lane.exchange(&drive.template, &request, drive.timeout, None, &mut outcome);
-            tokio::select! {
-                _ = exchange => false,
-                _ = &mut abort => true,
-            }
+        let in_flight = InFlight {
+            recorder: &drive.recorder,
+            sent,
         };
-        if interrupted {
-            outcome.reset();
-            outcome.failure = Some(ErrorClass::Interrupted);
-            outcome.latency = sent.elapsed();
-        }
+        lane.exchange(
+            &drive.template,
+            &request,
+            drive.timeout,
+            sent,
+            None,
+            &mut outcome,
+        )
+        .await;
+        in_flight.answered();
         outcome.met_slo = drive.slo.met(&outcome);
         drive.recorder.record(&outcome);
         pause = shared.think_time.sample(&mut rng);
+    }
+}
+
+/// A user's request on its way. When the graceful stop runs out the controller aborts the
+/// users, and a request dropped so, unanswered, is counted `interrupted` here. Watching for the
+/// abort beside every request instead would cost a waiter on the phase per request.
+struct InFlight<'a> {
+    recorder: &'a Recorder,
+    sent: Instant,
+}
+
+impl InFlight<'_> {
+    /// The request ended in an outcome of its own, which the caller records.
+    fn answered(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let outcome = Outcome::failed(ErrorClass::Interrupted, self.sent.elapsed());
+        self.recorder.record(&outcome);
     }
 }
 

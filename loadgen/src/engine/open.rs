@@ -117,6 +117,7 @@ async fn send(
             &drive.template,
             &request,
             drive.timeout,
+            Instant::now(),
             Some(due),
             &mut outcome,
         );

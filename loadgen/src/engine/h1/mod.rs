@@ -76,7 +76,8 @@ impl Connection {
             .map_err(|_| ErrorClass::Reset)?;
         self.stream.flush().await.map_err(|_| ErrorClass::Reset)?;
 
-        let mut arrived = Instant::now();
+        // Always set by the read that brings the head: the buffer starts empty.
+        let mut arrived = sent;
         let head = loop {
             match head::parse(&self.read) {
                 Ok(Some((head, length))) => {
