@@ -7,6 +7,8 @@
 pub mod distribution;
 pub mod human;
 pub mod schema;
+#[cfg(test)]
+mod shipped;
 mod validate;
 
 use std::fmt;
