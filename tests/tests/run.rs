@@ -237,6 +237,23 @@ fn duration_squeezes_the_whole_scenario() {
 }
 
 #[test]
+fn users_max_counts_a_spike_held_between_two_report_ticks() {
+    // 5 users, a step to 40 from 1.2 s to 1.7 s, and back: the reporter's once-a-second
+    // samples (at 1 s and 2 s) never see the spike, but the summary's peak must.
+    let text = "name: blip\nstack:\n  backends:\n    count: 1\n    profile: { ttft: 5ms, tokens_per_s: 1000, output_tokens: 2 }\n  \
+                forwarder: { enabled: false }\n\
+                load:\n  start_users: 5\n  stages:\n    - { duration: 1200ms, users: 5 }\n    \
+                - { duration: 500ms, users: 40, shape: step }\n    - { duration: 1300ms, users: 5, shape: step }\n  \
+                think_time: 100ms\n";
+    let (dir, scenario) = write_scenario(text);
+    let out = dir.path().join("report");
+    let run = loadgen_run(&scenario, &out, &[], LIMIT);
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    let summary = read_summary(&out);
+    assert_eq!(summary["users_max"], Some(40.0), "{summary:?}");
+}
+
+#[test]
 fn repeated_questions_are_answered_from_the_forwarders_cache_and_the_summary_says_how_often() {
     // Three distinct questions (user ids 1..3, the question's rank) asked over and over: after
     // the first answer to each, the forwarder's cache answers. The hit rate comes from its
