@@ -106,3 +106,42 @@ fn poisson_arrivals_average_the_rate() {
     // 400 expected; Poisson's standard deviation is 20: allow 5 of them.
     assert!((300.0..=500.0).contains(&requests), "{requests} arrivals");
 }
+
+#[test]
+fn an_ad_hoc_rate_run_sends_about_rate_times_duration_through_the_open_model() {
+    // No scenario file: `--target --rate --duration` against a mock, Poisson arrivals by
+    // default. 50/s for 2 s is 100 expected, standard deviation 10: allow 4 of them.
+    let mock = Server::mock(&["--ttft", "5ms", "--output-tokens", "2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    let target = format!("http://{}", mock.addr);
+    let mut command = std::process::Command::new(binary("loadgen"));
+    command.args([
+        "run",
+        "--target",
+        &target,
+        "--rate",
+        "50",
+        "--duration",
+        "2s",
+        "--out",
+    ]);
+    let run = e2e::run(command.arg(&out), LIMIT);
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    let s = read_summary(&out);
+    let get = |m: &str| s[m].unwrap_or_else(|| panic!("{m} not measured: {s:?}"));
+    let requests = get("requests");
+    assert!((60.0..=140.0).contains(&requests), "{requests} arrivals");
+    assert_eq!(get("ok"), requests, "{s:?}");
+    assert_eq!(get("dropped"), 0.0);
+    // Only the open model reports the uncorrected view, and its timeseries the planned rate.
+    assert!(get("service_time_p50") > 0.0);
+    let rates: Vec<String> = read_timeseries(&out)
+        .iter()
+        .map(|r| r["target_rate"].clone())
+        .collect();
+    assert!(
+        rates.iter().any(|r| r.parse::<f64>() == Ok(50.0)),
+        "{rates:?}"
+    );
+}
