@@ -169,3 +169,60 @@ fn a_connection_closed_before_any_answer_is_a_reset() {
     assert!(s["failed_reset"].unwrap() > 0.0, "{s:?}");
     assert_eq!(s["ok"].unwrap(), 0.0);
 }
+
+/// A server answering every request on a keep-alive connection with `answer`, after reading the
+/// whole request (head and `Content-Length` body). Its threads end with the test process.
+fn answering_every_request_with(answer: &'static str) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for socket in listener.incoming() {
+            let Ok(mut socket) = socket else { continue };
+            std::thread::spawn(move || {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    // One whole request in the buffer: answer it, keep what follows.
+                    if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        if buffer.len() >= end + 4 + length {
+                            buffer.drain(..end + 4 + length);
+                            if socket.write_all(answer.as_bytes()).is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                    }
+                    match socket.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_redirect_is_http_other() {
+    // Neither 2xx nor 4xx/5xx: a 302 (with a body to drain) is its own class, and the
+    // connection it came on stays usable, so every request gets that answer and nothing else.
+    let addr = answering_every_request_with(
+        "HTTP/1.1 302 Found\r\nlocation: /elsewhere\r\ncontent-length: 5\r\n\r\nmoved",
+    );
+    let text = format!(
+        "name: redirected\ntarget: http://{addr}\nload:\n  stages: [{{ duration: 1s, users: 2 }}]\n  start_users: 2\n  think_time: 50ms\n"
+    );
+    let (_, s) = run_summary(&text, &[]);
+    let get = |m: &str| s[m].unwrap_or(0.0);
+    assert!(get("failed_http_other") >= 4.0, "{s:?}");
+    assert_eq!(get("failed_http_other"), get("requests"), "{s:?}");
+    assert_eq!(get("failed_http_4xx") + get("failed_http_5xx"), 0.0);
+    assert_eq!(get("failed_reset") + get("failed_stream_cut"), 0.0, "{s:?}");
+}

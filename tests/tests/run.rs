@@ -224,8 +224,17 @@ fn duration_squeezes_the_whole_scenario() {
     );
     let (dir, scenario) = write_scenario(&text);
     let out = dir.path().join("report");
+    // Built (or found up to date) before the clock starts: only the run is timed.
+    let loadgen = binary("loadgen");
+    let mut command = std::process::Command::new(loadgen);
+    command
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out)
+        .args(["--duration", "2s"]);
     let started = std::time::Instant::now();
-    let run = loadgen_run(&scenario, &out, &["--duration", "2s"], LIMIT);
+    let run = e2e::run(&mut command, LIMIT);
     assert_eq!(run.code(), Some(0), "{run:?}");
     assert!(
         started.elapsed() < Duration::from_secs(30),
@@ -234,6 +243,23 @@ fn duration_squeezes_the_whole_scenario() {
     );
     let duration = read_summary(&out)["duration"].unwrap();
     assert!((1.5..10.0).contains(&duration), "ran {duration}s");
+}
+
+#[test]
+fn users_max_counts_a_spike_held_between_two_report_ticks() {
+    // 5 users, a step to 40 from 1.2 s to 1.7 s, and back: the reporter's once-a-second
+    // samples (at 1 s and 2 s) never see the spike, but the summary's peak must.
+    let text = "name: blip\nstack:\n  backends:\n    count: 1\n    profile: { ttft: 5ms, tokens_per_s: 1000, output_tokens: 2 }\n  \
+                forwarder: { enabled: false }\n\
+                load:\n  start_users: 5\n  stages:\n    - { duration: 1200ms, users: 5 }\n    \
+                - { duration: 500ms, users: 40, shape: step }\n    - { duration: 1300ms, users: 5, shape: step }\n  \
+                think_time: 100ms\n";
+    let (dir, scenario) = write_scenario(text);
+    let out = dir.path().join("report");
+    let run = loadgen_run(&scenario, &out, &[], LIMIT);
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    let summary = read_summary(&out);
+    assert_eq!(summary["users_max"], Some(40.0), "{summary:?}");
 }
 
 #[test]

@@ -211,6 +211,36 @@ mod tests {
     }
 
     #[test]
+    fn a_status_neither_2xx_nor_4xx_nor_5xx_is_http_other() {
+        // A redirect or a "not modified" is no success for a chat request, and no 4xx/5xx
+        // either: it must land in its own class, streamed or not, whatever its body says.
+        for status in [101, 199, 301, 302, 304, 399] {
+            for streaming in [true, false] {
+                let mut scratch = Scratch::default();
+                let mut outcome = Outcome::default();
+                let mut answer = Answer::new(
+                    status,
+                    streaming,
+                    Instant::now(),
+                    &mut outcome,
+                    &mut scratch,
+                );
+                answer.feed(b"data: [DONE]\n\n", Instant::now());
+                assert_eq!(
+                    answer.finish(),
+                    Err(ErrorClass::HttpOther),
+                    "{status} streaming={streaming}"
+                );
+                assert_eq!(outcome.output_tokens, 0, "{status}: no tokens counted");
+            }
+        }
+        // The edges of the neighbouring classes stay theirs.
+        assert_eq!(ErrorClass::from_status(400), ErrorClass::Http4xx);
+        assert_eq!(ErrorClass::from_status(599), ErrorClass::Http5xx);
+        assert_eq!(ErrorClass::from_status(600), ErrorClass::HttpOther);
+    }
+
+    #[test]
     fn a_whole_answer_in_pieces_gives_its_usage() {
         let mut scratch = Scratch::default();
         let mut outcome = Outcome::default();

@@ -44,16 +44,28 @@ pub enum Phase {
     Aborted,
 }
 
-/// The current level of the run (users, or arrivals per second), for the reporter.
+/// The current level of the run (users, or arrivals per second), for the reporter, and the
+/// highest it has been: the reporter samples once a second, so a level held between two samples
+/// (a short spike, a run shorter than a second) would otherwise never be seen.
 #[derive(Debug, Default)]
-pub struct Level(AtomicU64);
+pub struct Level {
+    current: AtomicU64,
+    peak: AtomicU64,
+}
 
 impl Level {
     pub fn set(&self, value: f64) {
-        self.0.store(value.to_bits(), Ordering::Relaxed);
+        self.current.store(value.to_bits(), Ordering::Relaxed);
+        // Levels are never negative, and the bits of non-negative floats order as the floats do.
+        self.peak
+            .fetch_max(value.max(0.0).to_bits(), Ordering::Relaxed);
     }
     pub fn get(&self) -> f64 {
-        f64::from_bits(self.0.load(Ordering::Relaxed))
+        f64::from_bits(self.current.load(Ordering::Relaxed))
+    }
+    /// The highest level set so far.
+    pub fn peak(&self) -> f64 {
+        f64::from_bits(self.peak.load(Ordering::Relaxed))
     }
 }
 
@@ -119,5 +131,25 @@ async fn aborted(phase: &mut watch::Receiver<Phase>) {
         if phase.changed().await.is_err() {
             std::future::pending::<()>().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_level_remembers_its_peak_between_samples() {
+        let level = Level::default();
+        assert_eq!((level.get(), level.peak()), (0.0, 0.0));
+        for value in [5.0, 40.0, 5.0, 0.0, 12.5] {
+            level.set(value);
+        }
+        assert_eq!(level.get(), 12.5);
+        assert_eq!(
+            level.peak(),
+            40.0,
+            "the spike to 40 was never sampled but counts"
+        );
     }
 }

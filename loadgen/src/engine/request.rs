@@ -456,6 +456,22 @@ mod tests {
     }
 
     #[test]
+    fn the_model_variable_renders_the_scenarios_model_as_a_value_and_inside_text() {
+        // A quote in the name proves it is escaped once for JSON, not pasted raw.
+        let yaml = "model: \"llama-3 \\\"70b\\\"\"\nbody:\n  model: \"{{model}}\"\n  note: \"asked {{model}} twice: {{model}}\"\n";
+        let t = RequestTemplate::new(&spec(yaml), &"http://h:1".parse().unwrap(), Protocol::Http1)
+            .unwrap();
+        let body = body_of(&t, 1);
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "model": "llama-3 \"70b\"",
+                "note": "asked llama-3 \"70b\" twice: llama-3 \"70b\"",
+            })
+        );
+    }
+
+    #[test]
     fn user_ids_can_come_from_a_distribution() {
         let t = RequestTemplate::new(
             &spec("user_ids: zipf(5, 1.2)"),

@@ -124,7 +124,9 @@ pub async fn run_load(
         let interval = recorder.take();
         let current = level.get();
         let current_users = if open { 0 } else { current.round() as u32 };
-        totals.peak_users = totals.peak_users.max(current_users);
+        // The peak the engine set, not the samples: a spike between two ticks counts too.
+        let peak_users = if open { 0 } else { level.peak().round() as u32 };
+        totals.peak_users = totals.peak_users.max(current_users).max(peak_users);
         let figures = *latest.lock().unwrap_or_else(|p| p.into_inner());
         let seconds = (now - last_tick).as_secs_f64();
         let markers = match fault_figures.as_mut() {

@@ -7,6 +7,8 @@
 pub mod distribution;
 pub mod human;
 pub mod schema;
+#[cfg(test)]
+mod shipped;
 mod validate;
 
 use std::fmt;
@@ -227,6 +229,23 @@ mod tests {
         }
     }
 
+    /// A closed-model plan: `(seconds, users, step)` per stage.
+    fn closed_plan(start: f64, stages: &[(u64, f64, bool)]) -> LoadPlan {
+        LoadPlan {
+            model: Model::Closed {
+                think_time: DurationDist::constant(Duration::from_secs(1)),
+                stagger: false,
+            },
+            ..open_plan(start, stages)
+        }
+    }
+
+    fn users_at_ms(plan: &LoadPlan, ms: &[u64]) -> Vec<u32> {
+        ms.iter()
+            .map(|&m| plan.users_at(Duration::from_millis(m)))
+            .collect()
+    }
+
     fn arrivals(plan: &LoadPlan) -> Vec<Duration> {
         let mut at = Duration::ZERO;
         std::iter::from_fn(|| {
@@ -258,6 +277,59 @@ mod tests {
             first_half, 12,
             "a quarter of the area lies in the first half"
         );
+    }
+
+    #[test]
+    fn closed_users_ramp_linearly_through_each_stage() {
+        // 0 -> 100 users over 10 s, held for 10 s, then 100 -> 20 over 4 s.
+        let plan = closed_plan(
+            0.0,
+            &[(10, 100.0, false), (10, 100.0, false), (4, 20.0, false)],
+        );
+        assert_eq!(
+            users_at_ms(&plan, &[0, 2_500, 5_000, 7_500, 10_000]),
+            [0, 25, 50, 75, 100],
+            "the first ramp, midpoint included"
+        );
+        assert_eq!(users_at_ms(&plan, &[15_000, 19_999]), [100, 100], "held");
+        assert_eq!(
+            users_at_ms(&plan, &[21_000, 22_000, 23_000]),
+            [80, 60, 40],
+            "ramping down from the level the previous stage reached"
+        );
+        assert_eq!(
+            users_at_ms(&plan, &[24_000, 60_000]),
+            [20, 20],
+            "after the last stage its level stays"
+        );
+        // A ramp that does not start from zero starts from `start_users`.
+        let from_ten = closed_plan(10.0, &[(4, 30.0, false)]);
+        assert_eq!(users_at_ms(&from_ten, &[0, 1_000, 2_000]), [10, 15, 20]);
+    }
+
+    #[test]
+    fn a_closed_spike_steps_up_for_its_stage_then_steps_back() {
+        // 100 users for 10 s, a step to 500 for 5 s, a step back to 100 for 5 s.
+        let plan = closed_plan(
+            100.0,
+            &[(10, 100.0, false), (5, 500.0, true), (5, 100.0, true)],
+        );
+        assert_eq!(
+            users_at_ms(&plan, &[0, 5_000, 9_999]),
+            [100, 100, 100],
+            "before the spike"
+        );
+        assert_eq!(
+            users_at_ms(&plan, &[10_000, 10_001, 12_500, 14_999]),
+            [500, 500, 500, 500],
+            "the whole spike at its level from its first instant, no ramp"
+        );
+        assert_eq!(
+            users_at_ms(&plan, &[15_000, 17_500, 19_999, 30_000]),
+            [100, 100, 100, 100],
+            "back at once when the spike ends"
+        );
+        assert_eq!(plan.peak_users(), 500);
     }
 
     #[test]

@@ -492,3 +492,75 @@ impl<T> HasLocation for Spanned<T> {
         self.referenced
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A prompts file with `text` in a temporary folder (kept alive by the guard).
+    fn prompts_file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prompts.jsonl");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn prompts_are_read_from_strings_and_objects_skipping_blank_lines() {
+        let (_dir, path) = prompts_file(
+            "\"plain string\"\n\n{\"prompt\": \"from an object\", \"tag\": 3}\n   \n\"with \\\"quotes\\\" and \\u00e9\"\n",
+        );
+        assert_eq!(
+            read_prompts(&path).unwrap(),
+            ["plain string", "from an object", "with \"quotes\" and é"]
+        );
+    }
+
+    #[test]
+    fn a_bad_prompt_line_is_named_by_file_and_line() {
+        // Line numbers count blank lines too, so they match what an editor shows.
+        let cases = [
+            ("\"ok\"\n\nnot json\n", 3, "not JSON"),
+            ("\"ok\"\n{\"text\": \"no prompt field\"}\n", 2, "\"prompt\""),
+            ("{\"prompt\": 7}\n", 1, "\"prompt\""),
+            ("\"ok\"\n[\"a list\"]\n", 2, "JSON string"),
+        ];
+        for (text, line, why) in cases {
+            let (_dir, path) = prompts_file(text);
+            let error = read_prompts(&path).unwrap_err();
+            let at = format!("{}:{line}: ", path.display());
+            assert!(error.starts_with(&at), "want {at:?} in {error:?}");
+            assert!(error.contains(why), "want {why:?} in {error:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_or_missing_prompts_file_is_refused() {
+        let (dir, path) = prompts_file("\n  \n");
+        assert!(
+            read_prompts(&path)
+                .unwrap_err()
+                .contains("holds no prompts")
+        );
+        let missing = dir.path().join("absent.jsonl");
+        let error = read_prompts(&missing).unwrap_err();
+        assert!(
+            error.starts_with(&format!("cannot read {}", missing.display())),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_scenario_with_a_bad_prompts_file_is_bad_input_pointing_at_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.jsonl"), "\"fine\"\n{oops}\n").unwrap();
+        let scenario = dir.path().join("s.yaml");
+        let text = "name: p\ntarget: http://127.0.0.1:1\nrequest:\n  prompts_file: p.jsonl\nload:\n  stages: [{ duration: 1s, users: 1 }]\n";
+        let error = crate::scenario::parse(&scenario, text).unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("request.prompts_file"));
+        assert_eq!(error.position.map(|(line, _)| line), Some(4));
+        // Resolved against the scenario's folder, and the bad line named.
+        let bad_line = format!("{}:2: not JSON", dir.path().join("p.jsonl").display());
+        assert!(error.message.contains(&bad_line), "{}", error.message);
+    }
+}
