@@ -98,7 +98,7 @@ pub struct ForwarderSpec {
     /// The forwarder binary; by default the one next to `loadgen`, then `forwarder` on PATH.
     pub binary: Option<PathBuf>,
     /// A forwarder config file; `--listen` and the started backends override its values.
-    pub config: Option<PathBuf>,
+    pub config: Option<Spanned<PathBuf>>,
     /// Concurrent upstream requests the forwarder admits (`--max-inflight`).
     pub max_inflight: Option<u32>,
     /// Requests allowed to wait for an upstream slot (`--max-queue`).

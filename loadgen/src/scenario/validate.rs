@@ -249,13 +249,26 @@ pub fn validate(path: &Path, scenario: Scenario) -> Result<Plan, ScenarioError> 
             ));
         }
         let base = path.parent().unwrap_or(Path::new("."));
-        for file in [&mut stack.forwarder.binary, &mut stack.forwarder.config]
-            .into_iter()
-            .flatten()
+        for file in [
+            stack.forwarder.binary.as_mut(),
+            stack.forwarder.config.as_mut().map(|c| &mut c.value),
+        ]
+        .into_iter()
+        .flatten()
         {
             if file.is_relative() && file.components().count() > 1 {
                 *file = base.join(&*file);
             }
+        }
+        // Found missing now, not when the forwarder it was meant for fails to start mid-setup.
+        if let Some(config) = &stack.forwarder.config
+            && !config.value.is_file()
+        {
+            return Err(err(
+                at(config),
+                "stack.forwarder.config",
+                format!("no such file: {}", config.value.display()),
+            ));
         }
     }
 
@@ -562,5 +575,29 @@ mod tests {
         // Resolved against the scenario's folder, and the bad line named.
         let bad_line = format!("{}:2: not JSON", dir.path().join("p.jsonl").display());
         assert!(error.message.contains(&bad_line), "{}", error.message);
+    }
+
+    #[test]
+    fn a_missing_forwarder_config_is_bad_input_at_its_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let scenario = dir.path().join("s.yaml");
+        let text = |config: &str| {
+            format!(
+                "name: f\nstack:\n  forwarder:\n    config: {config}\nload:\n  stages: [{{ duration: 1s, users: 1 }}]\n"
+            )
+        };
+        let error = crate::scenario::parse(&scenario, &text("conf/missing.yaml")).unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("stack.forwarder.config"));
+        assert_eq!(error.position.map(|(line, _)| line), Some(4));
+        let resolved = dir.path().join("conf/missing.yaml");
+        assert!(
+            error.message.contains(&resolved.display().to_string()),
+            "{}",
+            error.message
+        );
+
+        std::fs::create_dir(dir.path().join("conf")).unwrap();
+        std::fs::write(&resolved, "{}\n").unwrap();
+        assert!(crate::scenario::parse(&scenario, &text("conf/missing.yaml")).is_ok());
     }
 }

@@ -94,7 +94,7 @@ impl Stack {
             let binary = find_forwarder(spec.forwarder.binary.as_deref())?;
             let mut args = vec!["--listen".to_owned(), "127.0.0.1:0".into()];
             if let Some(config) = &spec.forwarder.config {
-                args.extend(["--config".into(), config.display().to_string()]);
+                args.extend(["--config".into(), config.value.display().to_string()]);
             }
             let urls: Vec<String> = if self.proxies.is_empty() {
                 self.backends.iter().map(Child::url).collect()
