@@ -1,41 +1,32 @@
 //! forwarder: an OpenAI-compatible LLM message forwarder ("AI gateway").
 //!
-//! Callers send `/v1/*` requests; the forwarder checks their key, reads and checks the body,
-//! answers from its cache when it may, admits them (bounded concurrency, bounded wait queue),
-//! routes them (consistent hash by user id with bounded loads, else power of two choices),
-//! skips backends whose circuit breaker is open, forwards over a pooled HTTP/1.1 client,
-//! retries within a budget before any byte reached the client, and streams the answer back
-//! frame by frame.
+//! The modules follow one request, top to bottom; each imports only those below it.
+//!
+//! 1. [`server`]: listen, accept within limits, serve connections, warm up, shut down.
+//! 2. [`front`]: the routes (`/healthz`, `/readyz`, `/metrics`, `/v1/*`) and WebSocket sessions.
+//! 3. [`pipeline`]: one `/v1/*` request — check the key, read and check the body, answer from
+//!    the cache when it may, admit (bounded concurrency and wait queue), route (consistent hash
+//!    by user id with bounded loads, else power of two choices), attempt (retries within a
+//!    budget before any byte reached the client), and stream the answer back frame by frame.
+//! 4. [`upstream`]: the backends — pooled clients, health, circuit breakers, retry budget, load.
+//! 5. [`config`]: the file, its values and the gateway policies, merged with overrides.
+//! 6. [`metrics`], [`headers`], [`log`]: shared by all of the above.
+//!
+//! [`cli`] is the binary's edge: flags turned into a config path and overrides.
+#![forbid(unsafe_code)]
 
-// Startup and wiring.
 pub mod cli;
-pub mod config;
-pub mod fd_limit;
-pub mod log;
+
 pub mod server;
-pub mod warmup;
 
-// One request's path, in order.
-pub mod admission;
-pub mod attempt;
-pub mod auth;
-pub mod body;
-pub mod breaker;
-pub mod cache;
-pub mod compression;
-pub mod failure_rate;
+pub mod front;
+
 pub mod pipeline;
-pub mod request;
-pub mod retry_budget;
-pub mod router;
-pub mod routing;
-pub mod upstream;
-pub mod ws;
 
-// Shared pieces.
-pub mod backend;
-pub mod error_body;
+pub mod upstream;
+
+pub mod config;
+
 pub mod headers;
-pub mod health;
-pub mod load;
+pub mod log;
 pub mod metrics;

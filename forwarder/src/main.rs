@@ -10,7 +10,7 @@ use forwarder::config::Config;
 fn main() -> ExitCode {
     // clap exits by itself: 2 for usage errors, 0 for --help/--version.
     let cli = Cli::parse();
-    let config = match Config::from_cli(&cli) {
+    let config = match cli.config() {
         Ok(config) => config,
         Err(err) => {
             forwarder::log!("{err}");
@@ -27,6 +27,6 @@ fn main() -> ExitCode {
 }
 
 fn run(config: Config) -> anyhow::Result<()> {
-    forwarder::fd_limit::raise_open_files();
+    forwarder::server::fd_limit::raise_open_files();
     forwarder::server::run(config).context("the forwarder failed")
 }

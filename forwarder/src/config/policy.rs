@@ -11,7 +11,6 @@ use http::header::HeaderName;
 use serde::Deserialize;
 
 use super::{ConfigError, Leaf, LeafReader, Scalar, parse_count, parse_nonzero_duration};
-pub use crate::failure_rate::FailureRateConfig;
 use serde_saphyr::Spanned;
 
 /// How a request picks its backend.
@@ -60,6 +59,20 @@ impl Default for RoutingConfig {
             per_model: BTreeMap::new(),
         }
     }
+}
+
+/// The fallback message the product promises callers when it is overloaded.
+pub const BUSY_MESSAGE: &str = "系统繁忙,请稍后重试";
+
+/// The breaker's optional failure-rate rule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FailureRateConfig {
+    /// Open when at least this share of the window's requests failed...
+    pub rate: f64,
+    /// ...over this window...
+    pub window: Duration,
+    /// ...and the window holds at least this many requests.
+    pub min_requests: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -201,7 +214,7 @@ impl Default for FallbackConfig {
     fn default() -> Self {
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,
-            message: crate::error_body::BUSY_MESSAGE.to_owned(),
+            message: BUSY_MESSAGE.to_owned(),
         }
     }
 }

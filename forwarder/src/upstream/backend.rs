@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use http::HeaderValue;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::breaker::Breaker;
 use crate::config::{BackendConfig, BackendUrl, BreakerConfig};
-use crate::load::Load;
 use crate::metrics::{BackendMetrics, Metrics};
+use crate::upstream::breaker::Breaker;
+use crate::upstream::load::Load;
 
 #[derive(Debug)]
 pub struct Backend {

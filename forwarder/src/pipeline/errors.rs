@@ -5,8 +5,8 @@ use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Response, StatusCode};
 use serde::Serialize;
 
-use crate::body::ResponseBody;
 use crate::headers::X_FORWARDER_BACKEND;
+use crate::pipeline::answer::ResponseBody;
 
 /// The OpenAI `type` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,8 +38,7 @@ struct ErrorFields<'a> {
     code: &'a str,
 }
 
-/// The fallback message the product promises callers when it is overloaded.
-pub const BUSY_MESSAGE: &str = "系统繁忙,请稍后重试";
+pub use crate::config::policy::BUSY_MESSAGE;
 
 pub fn error_response(
     status: StatusCode,

@@ -49,13 +49,14 @@ use http::uri::Authority;
 use serde::Deserialize;
 use serde_saphyr::{SnippetMode, Spanned};
 
-use crate::cli::Cli;
-
+pub mod overrides;
 pub mod policy;
 
+pub use overrides::Overrides;
+
 pub use policy::{
-    AuthConfig, BreakerConfig, CacheConfig, CompressionConfig, FallbackConfig, LimitsConfig,
-    Policies, RetryConfig, RoutingConfig, Secret, Strategy, WarmupConfig,
+    AuthConfig, BreakerConfig, CacheConfig, CompressionConfig, FailureRateConfig, FallbackConfig,
+    LimitsConfig, Policies, RetryConfig, RoutingConfig, Secret, Strategy, WarmupConfig,
 };
 
 /// The validated settings the forwarder runs with.
@@ -460,22 +461,22 @@ impl FileValues {
 }
 
 impl Config {
-    /// Builds the configuration from the command line, reading `--config` if given.
-    pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
-        match &cli.config {
+    /// Builds the configuration from the file at `path` (if any) and `overrides`.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
+                    path: path.to_owned(),
                     source,
                 })?;
-                Self::build(cli, Some((path, &text)))
+                Self::build(overrides, Some((path, &text)))
             }
-            None => Self::build(cli, None),
+            None => Self::build(overrides, None),
         }
     }
 
     /// Merges defaults < file < command line and validates the result.
-    fn build(cli: &Cli, file: Option<(&Path, &str)>) -> Result<Self, ConfigError> {
+    fn build(cli: &Overrides, file: Option<(&Path, &str)>) -> Result<Self, ConfigError> {
         let f = match file {
             Some((path, text)) => FileValues::from_file(path, parse_file(path, text)?)?,
             None => FileValues::default(),
@@ -644,10 +645,19 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    fn cli(args: &[&str]) -> Cli {
+    /// The flags as the binary takes them.
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        overrides: Overrides,
+    }
+
+    fn cli(args: &[&str]) -> Overrides {
         let mut full = vec!["forwarder"];
         full.extend_from_slice(args);
-        Cli::try_parse_from(full).expect("test args parse")
+        Cli::try_parse_from(full)
+            .expect("test args parse")
+            .overrides
     }
 
     fn from_yaml(args: &[&str], yaml: &str) -> Result<Config, ConfigError> {

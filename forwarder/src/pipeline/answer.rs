@@ -19,9 +19,9 @@ use hyper::body::Incoming;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::time::{Instant, Sleep};
 
-use crate::attempt::{Attempt, Verdict};
-use crate::backend::Backend;
 use crate::metrics::{RequestTimer, UpstreamErrorKind};
+use crate::pipeline::attempt::{Attempt, Verdict};
+use crate::upstream::backend::Backend;
 
 /// Sent to SSE clients before an interrupted stream is aborted, so a client that reads events
 /// sees why the stream ended without a final event.

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::admission::Slot;
-use crate::backend::BackendSlot;
-use crate::breaker::Permit;
-use crate::load::Pending;
+use crate::pipeline::admission::Slot;
+use crate::upstream::backend::BackendSlot;
+use crate::upstream::breaker::Permit;
+use crate::upstream::load::Pending;
 
 #[derive(Debug)]
 pub struct Attempt {

@@ -13,10 +13,10 @@ use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use tokio::time::{Instant, sleep, timeout_at};
 
-use crate::backend::Backend;
 use crate::config::WarmupConfig;
+use crate::front::state::Router;
 use crate::log;
-use crate::router::Router;
+use crate::upstream::backend::Backend;
 
 /// Warm-up answers are small; the cap keeps a misbehaving backend from being buffered.
 const MAX_BODY: usize = 1024 * 1024;

@@ -5,17 +5,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-const BUCKETS: usize = 10;
+pub use crate::config::FailureRateConfig;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FailureRateConfig {
-    /// Open when at least this share of the window's requests failed...
-    pub rate: f64,
-    /// ...over this window...
-    pub window: Duration,
-    /// ...and the window holds at least this many requests.
-    pub min_requests: u32,
-}
+const BUCKETS: usize = 10;
 
 #[derive(Debug)]
 pub struct FailureWindow {

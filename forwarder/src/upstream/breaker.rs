@@ -12,8 +12,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::BreakerConfig;
-use crate::failure_rate::FailureWindow;
 use crate::metrics::{BackendMetrics, BreakerState};
+use crate::upstream::failure_rate::FailureWindow;
 
 #[derive(Debug)]
 pub struct Breaker {
@@ -278,7 +278,7 @@ mod tests {
     async fn a_failure_rate_opens_it_without_consecutive_failures() {
         let config = BreakerConfig {
             failures: 100,
-            failure_rate: Some(crate::failure_rate::FailureRateConfig {
+            failure_rate: Some(crate::upstream::failure_rate::FailureRateConfig {
                 rate: 0.5,
                 window: Duration::from_secs(10),
                 min_requests: 6,

@@ -27,9 +27,10 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
-use crate::body::ResponseBody;
-use crate::error_body::{ErrorType, error_response, unauthorized};
-use crate::router::Router;
+use crate::front::state::Router;
+use crate::pipeline::answer::ResponseBody;
+use crate::pipeline::errors::{ErrorType, error_response, unauthorized};
+use crate::pipeline::read;
 
 pub const PATH: &str = "/v1/ws";
 
@@ -117,7 +118,7 @@ async fn session(
             Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
             Ok(Message::Close(_)) | Err(_) => break,
         };
-        let resp = router.exchange_message(body, &headers, peer).await;
+        let resp = exchange(&router, body, &headers, peer).await;
         if relay(resp, &mut ws).await.is_err() {
             // The client left (or the stream broke and we closed): dropping the answer's body
             // here cancels the upstream request.
@@ -125,6 +126,29 @@ async fn session(
         }
     }
     let _ = ws.close(None).await;
+}
+
+/// One WebSocket message through the pipeline, counted like an HTTP request.
+async fn exchange(
+    router: &Router,
+    body: bytes::Bytes,
+    headers: &http::HeaderMap,
+    peer: SocketAddr,
+) -> Response<ResponseBody> {
+    let timer = router.metrics().start_request();
+    let deadline = tokio::time::Instant::now() + router.config().timeouts.request;
+    let opts = router.pipeline().read_options(deadline);
+    let resp = match read::from_message(body, headers, chat_path(), &opts) {
+        Ok(request) => {
+            router
+                .pipeline()
+                .forward_request(request, peer.ip(), timer)
+                .await
+        }
+        Err(resp) => resp.map(|body| body.with_timer(timer)),
+    };
+    router.metrics().count_response(resp.status());
+    resp
 }
 
 /// Why a session cannot go on.

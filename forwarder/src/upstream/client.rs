@@ -17,10 +17,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::backend::Backend;
 use crate::config::Secret;
 use crate::headers::{append_forwarded_for, remove_hop_by_hop};
-use crate::request::ClientRequest;
+use crate::upstream::backend::Backend;
 
 /// Idle upstream connections are kept this long for reuse.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -61,6 +60,16 @@ impl UpstreamAuth {
             None => Self::PassThrough,
         }
     }
+}
+
+/// The parts of a client's request that go upstream (the body is buffered, so it can be sent
+/// again on a retry).
+#[derive(Clone, Copy, Debug)]
+pub struct Outgoing<'a> {
+    pub method: &'a http::Method,
+    pub path: &'a http::uri::PathAndQuery,
+    pub headers: &'a http::HeaderMap,
+    pub body: &'a Bytes,
 }
 
 type PooledClient = Client<HttpConnector, Full<Bytes>>;
@@ -115,7 +124,7 @@ impl Upstream {
     pub async fn send(
         &self,
         backend: &Backend,
-        req: &ClientRequest,
+        req: Outgoing<'_>,
         client_ip: IpAddr,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let req = upstream_request(backend, req, client_ip, &self.auth)?;
@@ -139,7 +148,7 @@ impl Upstream {
 
 fn upstream_request(
     backend: &Backend,
-    req: &ClientRequest,
+    req: Outgoing<'_>,
     client_ip: IpAddr,
     auth: &UpstreamAuth,
 ) -> Result<Request<Full<Bytes>>, UpstreamError> {
@@ -155,7 +164,7 @@ fn upstream_request(
     // Clients may speak HTTP/2 to us; backends are spoken to in HTTP/1.1.
     *upstream.version_mut() = Version::HTTP_11;
     let headers = upstream.headers_mut();
-    headers.clone_from(&req.headers);
+    headers.clone_from(req.headers);
     remove_hop_by_hop(headers);
     // Compression is the client edge's business; on loopback it would only cost time, and a
     // compressed answer could not be cached for clients that do not accept it.

@@ -6,6 +6,26 @@
 //! within the retry budget. A first-byte timeout is not retried: the time is gone, and a slow
 //! backend is usually slow for everyone.
 
+// The stages, in the order a request meets them.
+// Who is asking: the client's key.
+pub mod auth;
+// The request read whole and checked (size, JSON, gzip).
+pub mod read;
+// Answers kept for identical non-streaming requests.
+pub mod cache;
+// Bounded concurrency and a bounded wait queue.
+pub mod admission;
+// Which backend: consistent hash with bounded loads, p2c or round robin.
+pub mod route;
+// One try at one backend, holding its slots.
+pub mod attempt;
+// The answer streamed back to the client.
+pub mod answer;
+
+// Used by several stages.
+pub mod compression;
+pub mod errors;
+
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -19,22 +39,21 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use tokio::time::{Instant, timeout_at};
 
-use crate::admission::{Admission, QueueFull};
-use crate::attempt::{Attempt, Verdict};
-use crate::auth::ClientKeys;
-use crate::backend::{Backend, BackendSlot};
-use crate::body::{ResponseBody, StreamOptions};
-use crate::breaker::Permit;
-use crate::cache::{CachedAnswer, ResponseCache};
-use crate::compression;
 use crate::config::{CompressionConfig, Config, FallbackConfig};
-use crate::error_body::{fallback, overloaded, unauthorized, upstream_failure};
 use crate::headers::{X_FORWARDER_BACKEND, remove_hop_by_hop};
 use crate::metrics::{HotMetrics, RequestTimer, UpstreamErrorKind};
-use crate::request::{self, ClientRequest, ReadOptions};
-use crate::retry_budget::RetryBudget;
-use crate::routing::Routing;
-use crate::upstream::{Upstream, UpstreamError};
+use crate::pipeline::admission::{Admission, QueueFull};
+use crate::pipeline::answer::{ResponseBody, StreamOptions};
+use crate::pipeline::attempt::{Attempt, Verdict};
+use crate::pipeline::auth::ClientKeys;
+use crate::pipeline::cache::{CachedAnswer, ResponseCache};
+use crate::pipeline::errors::{fallback, overloaded, unauthorized, upstream_failure};
+use crate::pipeline::read::{ClientRequest, ReadOptions};
+use crate::pipeline::route::Routing;
+use crate::upstream::backend::{Backend, BackendSlot};
+use crate::upstream::breaker::Permit;
+use crate::upstream::client::{Upstream, UpstreamError};
+use crate::upstream::retry_budget::RetryBudget;
 
 pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
@@ -151,7 +170,7 @@ impl Pipeline {
         let no_cache = wants_no_cache(req.headers());
         let deadline = arrived + t.request;
         let opts = self.read_options(deadline.min(arrived + t.header_read));
-        let request = match request::read(req, &opts).await {
+        let request = match read::read(req, &opts).await {
             Ok(request) => request,
             Err(resp) => return *resp,
         };
@@ -208,7 +227,7 @@ impl Pipeline {
         &self,
         cx: &Context<'_>,
         client_ip: IpAddr,
-        slot: crate::admission::Slot,
+        slot: crate::pipeline::admission::Slot,
         timer: &mut RequestTimer,
     ) -> Response<ResponseBody> {
         let mut candidates: VecDeque<Arc<Backend>> = self
@@ -240,7 +259,8 @@ impl Pipeline {
                 .min(attempt.sent + self.config.timeouts.first_byte);
             let sent = timeout_at(
                 first_byte,
-                self.upstream.send(&backend, cx.request, client_ip),
+                self.upstream
+                    .send(&backend, cx.request.outgoing(), client_ip),
             )
             .await;
             let failure = match sent {

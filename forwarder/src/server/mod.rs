@@ -3,6 +3,9 @@
 //! Startup contract (loadgen relies on it): after binding, exactly one line
 //! `listening on http://IP:PORT` goes to stdout, flushed at once. Everything else goes to stderr.
 
+pub mod fd_limit;
+pub mod warmup;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::{self, Write};
@@ -20,11 +23,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::{Config, WarmupConfig};
-use crate::health;
+use crate::front::state::Router;
 use crate::log;
-use crate::router::Router;
-use crate::routing::NoBackends;
-use crate::warmup;
+use crate::pipeline::route::NoBackends;
+use crate::upstream::health;
 
 /// Runtime failures (exit code 3).
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 //!
 //! - consistent hashing by user id with bounded loads ([`ring`]): a user sticks to one backend;
 //!   a backend above `balance_factor` x the average load is skipped for the next on the ring;
-//! - power of two choices over peak-EWMA cost ([`crate::load`]), for requests without a user id;
+//! - power of two choices over peak-EWMA cost ([`crate::upstream::load`]), for requests without a user id;
 //! - round robin.
 //!
 //! Backends whose breaker refuses requests right now are left out entirely.
@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rand::Rng;
 use tokio::time::Instant;
 
-use crate::backend::Backend;
 use crate::config::{RoutingConfig, Strategy};
+use crate::upstream::backend::Backend;
 use ring::Ring;
 
 /// Routing needs at least one backend.

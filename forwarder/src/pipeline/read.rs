@@ -15,9 +15,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::{Instant, timeout_at};
 
-use crate::body::ResponseBody;
-use crate::compression::{self, DecodeError};
-use crate::error_body::{ErrorType, error_response};
+use crate::pipeline::answer::ResponseBody;
+use crate::pipeline::compression::{self, DecodeError};
+use crate::pipeline::errors::{ErrorType, error_response};
+use crate::upstream::client::Outgoing;
 
 /// Longer user ids are ignored rather than hashed: nobody's user id is a kilobyte.
 const MAX_USER_ID: usize = 256;
@@ -36,6 +37,18 @@ pub struct ClientRequest {
     /// Path plus the body with sorted keys and without `user`: set for non-streaming JSON
     /// POSTs, the ones the cache may answer.
     pub cache_key: Option<Bytes>,
+}
+
+impl ClientRequest {
+    /// What goes upstream of this request.
+    pub fn outgoing(&self) -> Outgoing<'_> {
+        Outgoing {
+            method: &self.method,
+            path: &self.path,
+            headers: &self.headers,
+            body: &self.body,
+        }
+    }
 }
 
 pub struct ReadOptions<'a> {
